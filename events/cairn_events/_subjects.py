@@ -1,0 +1,69 @@
+"""Stream and subject names: where each event family lives on JetStream.
+
+Artifact versions of one name share the prefix ``cairn.artifact.<name key>``
+so a version claim can compare-and-set over ``<prefix>.*`` in one round trip.
+Name and version keys are base64url (no padding), so any name is a valid,
+reversible subject token.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from enum import StrEnum
+
+STREAM = "CAIRN"
+STREAM_SUBJECTS = ["cairn.>"]
+DEAD_LETTER_STREAM = "CAIRN_DEAD_LETTERS"
+DEAD_LETTER_SUBJECTS = ["cairn-dead-letter.>"]
+
+_NUMERIC = re.compile(r"[1-9][0-9]*")
+
+
+class Header(StrEnum):
+    """NATS headers Cairn sets or reads."""
+
+    MSG_ID = "Nats-Msg-Id"
+    EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
+    EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
+    DEAD_LETTER_REASON = "Cairn-Dead-Letter-Reason"
+
+
+def token(text: str) -> str:
+    """A subject token for arbitrary text (base64url, no padding)."""
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode("ascii")
+
+
+def untoken(tok: str) -> str:
+    """The text a :func:`token` was made from."""
+    return base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4)).decode()
+
+
+def run_subject(run_id: str) -> str:
+    return f"cairn.run.{run_id}"
+
+
+def step_subject(run_id: str) -> str:
+    return f"cairn.step.{run_id}"
+
+
+def artifact_name_prefix(name: str) -> str:
+    return f"cairn.artifact.{token(name)}"
+
+
+def artifact_versions_filter(name: str) -> str:
+    """The wildcard subject covering every version of ``name``."""
+    return f"{artifact_name_prefix(name)}.*"
+
+
+def artifact_version_subject(name: str, version: str) -> str:
+    return f"{artifact_name_prefix(name)}.{token(version)}"
+
+
+def dead_letter_subject(consumer: str) -> str:
+    return f"cairn-dead-letter.{consumer}"
+
+
+def is_numeric_version(version: str) -> bool:
+    """Numbered versions (``"1"``, ``"2"``, ...) are assigned by Cairn, never chosen."""
+    return _NUMERIC.fullmatch(version) is not None

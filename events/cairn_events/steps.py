@@ -1,0 +1,49 @@
+"""Step run events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ._envelope import Event
+
+
+class StepStarted(Event, frozen=True, kw_only=True, tag="step.started"):
+    """A step run began with these parameters and input artifact versions.
+
+    ``inputs`` maps the step's argument name to the id of the artifact version
+    it reads.
+    """
+
+    run_id: str
+    step_run_id: str
+    step_name: str
+    function: str
+    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    inputs: dict[str, str] = msgspec.field(default_factory=dict)
+    substitutions: dict[str, str] = msgspec.field(default_factory=dict)
+    enable_cache: bool | None = None
+    upstream_steps: list[str] = msgspec.field(default_factory=list)
+
+
+class StepFinished(Event, frozen=True, kw_only=True, tag="step.finished"):
+    """A step run completed; ``outputs`` maps each output key to its artifact version id."""
+
+    run_id: str
+    step_run_id: str
+    step_name: str
+    duration_s: float
+    outputs: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class StepFailed(Event, frozen=True, kw_only=True, tag="step.failed"):
+    """A step run raised; the run it belongs to fails with it."""
+
+    run_id: str
+    step_run_id: str
+    step_name: str
+    duration_s: float
+    error_type: str
+    error_message: str
+    traceback: str = ""

@@ -1,0 +1,188 @@
+"""Pure folds: one event in, the row changes it makes to the read models out.
+
+No I/O here. ``fold(event)`` dispatches on the event type; each ``fold_<tag>``
+may also be called directly. A fold raises :class:`FoldError` for an event it
+cannot turn into rows (the projector dead-letters it); it never returns a
+partial result.
+
+Folds are order-tolerant: a ``step.finished`` may be folded before the
+``artifact.materialized`` of its outputs or before its ``step.started``, and
+the final rows are the same (see :mod:`.changes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from cairn_events import (
+    ArtifactMaterialized,
+    RunFinished,
+    RunStarted,
+    StepFailed,
+    StepFinished,
+    StepStarted,
+    is_numeric_version,
+)
+
+from .changes import RowChange, Write
+
+
+class FoldError(ValueError):
+    """An event that decodes but cannot be projected; the message says why."""
+
+
+def fold_run_started(event: RunStarted) -> list[RowChange]:
+    _require(event, run_id=event.run_id, run_name=event.run_name)
+    row = (
+        event.run_id,
+        event.run_name,
+        event.pipeline_name,
+        event.parameters,
+        event.substitutions,
+        event.enable_cache,
+        event.step_names,
+        event.started_at,
+    )
+    return [RowChange(Write.RUN_STARTED, row)]
+
+
+def fold_run_finished(event: RunFinished) -> list[RowChange]:
+    _require(event, run_id=event.run_id)
+    row = (
+        event.run_id,
+        event.status,
+        event.occurred_at,
+        event.duration_s,
+        event.error,
+        event.failed_step,
+    )
+    return [RowChange(Write.RUN_FINISHED, row)]
+
+
+def fold_step_started(event: StepStarted) -> list[RowChange]:
+    _require(event, run_id=event.run_id, step_run_id=event.step_run_id, step_name=event.step_name)
+    row = (
+        event.step_run_id,
+        event.run_id,
+        event.step_name,
+        event.function,
+        event.parameters,
+        event.substitutions,
+        event.enable_cache,
+        event.upstream_steps,
+        event.occurred_at,
+    )
+    changes = [RowChange(Write.STEP_STARTED, row)]
+    changes += _edges(Write.STEP_INPUT, event, event.step_run_id, event.inputs)
+    return changes
+
+
+def fold_step_finished(event: StepFinished) -> list[RowChange]:
+    _require(event, run_id=event.run_id, step_run_id=event.step_run_id, step_name=event.step_name)
+    row = (
+        event.step_run_id,
+        event.run_id,
+        event.step_name,
+        "completed",
+        event.occurred_at,
+        event.duration_s,
+    )
+    changes = [RowChange(Write.STEP_FINISHED, row)]
+    changes += _edges(Write.STEP_OUTPUT, event, event.step_run_id, event.outputs)
+    return changes
+
+
+def fold_step_failed(event: StepFailed) -> list[RowChange]:
+    _require(event, run_id=event.run_id, step_run_id=event.step_run_id, step_name=event.step_name)
+    row = (
+        event.step_run_id,
+        event.run_id,
+        event.step_name,
+        "failed",
+        event.occurred_at,
+        event.duration_s,
+        event.error_type,
+        event.error_message,
+        event.traceback,
+    )
+    return [RowChange(Write.STEP_FAILED, row)]
+
+
+def fold_artifact_materialized(event: ArtifactMaterialized) -> list[RowChange]:
+    _require(
+        event,
+        artifact_version_id=event.artifact_version_id,
+        name=event.name,
+        version=event.version,
+    )
+    numeric_version = int(event.version) if is_numeric_version(event.version) else None
+    if numeric_version is not None and numeric_version > event.numeric_count:
+        raise FoldError(
+            f"artifact.materialized {event.event_id}: version {event.version} of "
+            f"{event.name!r} exceeds its numeric_count {event.numeric_count}, which "
+            f"counts the numbered versions including this one"
+        )
+    if event.size < 0:
+        raise FoldError(f"artifact.materialized {event.event_id}: negative size {event.size}")
+    row = (
+        event.artifact_version_id,
+        event.name,
+        event.version,
+        numeric_version,
+        event.numeric_count,
+        event.uri,
+        event.artifact_type,
+        event.data_type,
+        event.materializer,
+        event.content_hash,
+        event.size,
+        event.occurred_at,
+        event.tags,
+        event.producer_run_id,
+        event.producer_step_run_id,
+        event.output_name,
+        event.visualizations,
+    )
+    return [RowChange(Write.ARTIFACT_VERSION, row)]
+
+
+_FOLDS: dict[type[Any], Callable[[Any], list[RowChange]]] = {
+    RunStarted: fold_run_started,
+    RunFinished: fold_run_finished,
+    StepStarted: fold_step_started,
+    StepFinished: fold_step_finished,
+    StepFailed: fold_step_failed,
+    ArtifactMaterialized: fold_artifact_materialized,
+}
+
+
+def fold(event: Any) -> list[RowChange]:
+    """The row changes ``event`` makes; raises FoldError if it cannot be projected."""
+    handler = _FOLDS.get(type(event))
+    if handler is None:
+        raise FoldError(f"no fold for event type {type(event).__name__}")
+    return handler(event)
+
+
+def fold_all(events: Iterable[Any]) -> list[RowChange]:
+    """The row changes of several events in order (raises on the first that can't fold)."""
+    return [change for event in events for change in fold(event)]
+
+
+def _require(event: Any, **fields: str) -> None:
+    empty = [name for name, value in fields.items() if not value]
+    if empty:
+        raise FoldError(f"{event.tag} {event.event_id}: empty {', '.join(empty)}")
+
+
+def _edges(
+    write: Write, event: Any, step_run_id: str, edges: dict[str, str]
+) -> list[RowChange]:
+    for key, artifact_version_id in edges.items():
+        if not key or not artifact_version_id:
+            raise FoldError(
+                f"{event.tag} {event.event_id}: lineage edge {key!r} -> "
+                f"{artifact_version_id!r} has an empty key or artifact version id"
+            )
+    return [RowChange(write, (step_run_id, key, av_id)) for key, av_id in edges.items()]

@@ -1,0 +1,51 @@
+"""Cairn: artifact tracking for ML pipelines.
+
+Write steps and pipelines as Python functions; every value a step returns
+becomes a named, versioned artifact whose lineage is recorded as events on
+NATS JetStream and read back through ``Client``.
+"""
+
+from __future__ import annotations
+
+from .client import Client
+from .config import ArtifactConfig
+from .context import StepContext, get_step_context
+from .errors import (
+    ApiError,
+    ArtifactNameError,
+    ArtifactVersionError,
+    CairnError,
+    NotFoundError,
+    ParameterError,
+    StackUnavailableError,
+    StepDefinitionError,
+    StepTypeError,
+)
+from .models import ArtifactVersion, PipelineRun, StepRun
+from .pipelines import Pipeline, pipeline
+from .steps import Step, step
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ApiError",
+    "ArtifactConfig",
+    "ArtifactNameError",
+    "ArtifactVersion",
+    "ArtifactVersionError",
+    "CairnError",
+    "Client",
+    "NotFoundError",
+    "ParameterError",
+    "Pipeline",
+    "PipelineRun",
+    "StackUnavailableError",
+    "Step",
+    "StepContext",
+    "StepDefinitionError",
+    "StepRun",
+    "StepTypeError",
+    "get_step_context",
+    "pipeline",
+    "step",
+]

@@ -1,0 +1,31 @@
+"""Reading artifact versions back: materializer and data type from the record."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import ArtifactVersion
+
+
+def load_artifact_version(version: ArtifactVersion) -> Any:
+    """The value stored for ``version``, read by the materializer that wrote it."""
+    from .artifact_stores.location import store_for_uri
+    from .materializers import materializer_by_name
+    from .materializers.registry import _import_dotted
+
+    store = store_for_uri(version.uri, os.environ.get("CAIRN_ARTIFACT_STORE") or _configured_store())
+    materializer = materializer_by_name(version.materializer)(version.uri, store)
+    try:
+        data_type = _import_dotted(version.data_type)
+    except Exception:  # e.g. a class defined in a function: materializers that need it say so
+        data_type = object
+    return materializer.load(data_type)
+
+
+def _configured_store() -> str | None:
+    from .settings import cairn_home, read_stack
+
+    record = read_stack(cairn_home())
+    return record.artifact_store if record else None

@@ -1,0 +1,102 @@
+"""The ``@pipeline`` decorator: calling a pipeline runs it and returns the run."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, overload
+
+from .errors import StepDefinitionError
+from .validation import json_parameter
+
+if TYPE_CHECKING:
+    from .models import PipelineRun
+
+
+class Pipeline:
+    """A pipeline: its function wires steps together; calling it runs them."""
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str | None = None,
+        enable_cache: bool | None = None,
+        substitutions: dict[str, str] | None = None,
+        run_name: str | None = None,
+    ) -> None:
+        if not callable(func):
+            raise StepDefinitionError(f"@pipeline decorates functions, not {type(func).__name__}")
+        self.func = func
+        self.name = name or func.__name__
+        self.enable_cache = enable_cache
+        self.substitutions = dict(substitutions or {})
+        self.run_name = run_name
+        self.__doc__ = func.__doc__
+        self.__wrapped__ = func
+
+    def with_options(
+        self,
+        *,
+        name: str | None = None,
+        enable_cache: bool | None = None,
+        substitutions: dict[str, str] | None = None,
+        run_name: str | None = None,
+    ) -> Pipeline:
+        """A copy of this pipeline with some options changed; substitutions are merged over ours."""
+        return Pipeline(
+            self.func,
+            name=name or self.name,
+            enable_cache=self.enable_cache if enable_cache is None else enable_cache,
+            substitutions={**self.substitutions, **(substitutions or {})},
+            run_name=run_name or self.run_name,
+        )
+
+    def parameters(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments by name, defaults included, checked to be JSON."""
+        try:
+            bound = inspect.signature(self.func).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise StepDefinitionError(f"Pipeline '{self.name}' was called wrongly: {exc}") from None
+        bound.apply_defaults()
+        owner = f"pipeline '{self.name}'"
+        for name, value in bound.arguments.items():
+            json_parameter(value, name=name, owner=owner)
+        return dict(bound.arguments)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> PipelineRun:
+        from .runner import run_pipeline
+
+        return run_pipeline(self, self.parameters(args, kwargs))
+
+    def __repr__(self) -> str:
+        return f"<pipeline {self.name!r}>"
+
+
+@overload
+def pipeline(func: Callable[..., Any]) -> Pipeline: ...
+@overload
+def pipeline(
+    func: None = None,
+    *,
+    name: str | None = None,
+    enable_cache: bool | None = None,
+    substitutions: dict[str, str] | None = None,
+    run_name: str | None = None,
+) -> Callable[[Callable[..., Any]], Pipeline]: ...
+def pipeline(
+    func: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    enable_cache: bool | None = None,
+    substitutions: dict[str, str] | None = None,
+    run_name: str | None = None,
+) -> Any:
+    """Mark a function as a pipeline; usable as ``@pipeline`` or ``@pipeline(...)``."""
+
+    def wrap(f: Callable[..., Any]) -> Pipeline:
+        return Pipeline(
+            f, name=name, enable_cache=enable_cache, substitutions=substitutions, run_name=run_name
+        )
+
+    return wrap(func) if func is not None else wrap

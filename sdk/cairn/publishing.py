@@ -1,0 +1,377 @@
+"""Publishing events to JetStream from a background event loop.
+
+The step's thread hands each event over and goes on; the loop pipelines
+publishes (``Nats-Msg-Id`` = event id, so a retry is dropped as a duplicate)
+and claims artifact versions by compare-and-set on the name's subjects.
+Events NATS does not acknowledge while it is unreachable go to the
+:class:`~cairn.spool.Spool` and are sent again when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import structlog
+from cairn_events import (
+    STREAM,
+    STREAM_SUBJECTS,
+    ArtifactMaterialized,
+    Event,
+    Header,
+    artifact_version_subject,
+    artifact_versions_filter,
+    decode,
+    encode,
+    subject_of,
+)
+
+from .errors import ArtifactVersionError, StackUnavailableError
+from .spool import Spool, SpoolEntry
+
+log = structlog.get_logger(__name__)
+
+_WRONG_LAST_SEQUENCE = 10071  # JetStream: the compare-and-set expectation was stale
+
+
+class _Send(msgspec.Struct):
+    subject: str
+    data: bytes
+    msg_id: str
+
+
+class _Claim(msgspec.Struct):
+    template: ArtifactMaterialized
+    requested: str | None
+    future: Future[ArtifactMaterialized]
+
+
+class EventPublisher:
+    """Sends events to JetStream in order, without making the caller wait per event."""
+
+    def __init__(
+        self, nats_url: str, spool_dir: Path, *, connect_timeout: float = 3.0, ack_timeout: float = 5.0
+    ) -> None:
+        self.nats_url = nats_url
+        self.ack_timeout = ack_timeout
+        self.connect_timeout = connect_timeout
+        self.spool = Spool(spool_dir)
+        self.last_seq = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="cairn-publisher", daemon=True)
+        self._queue: collections.deque[_Send | _Claim] = collections.deque()
+        self._inflight: collections.deque[tuple[_Send, asyncio.Future[Any]]] = collections.deque()
+        self._claims: set[asyncio.Task[None]] = set()
+        self._spooled_claims: dict[str, Future[ArtifactMaterialized]] = {}
+        self._spool_pending = False
+        self._connected = False
+        self._name_locks: dict[str, asyncio.Lock] = {}
+        self._last_claim: dict[str, tuple[int, int]] = {}  # name -> (stream seq, numeric count)
+        self._wakeup: asyncio.Event | None = None
+        self._nc: Any = None
+        self._js: Any = None
+        self._closing = False
+        self._sender: asyncio.Task[None] | None = None
+
+    # -- caller side (any thread) ------------------------------------------------
+
+    def start(self) -> EventPublisher:
+        """Connect; raise StackUnavailableError naming what to start if NATS is unreachable."""
+        self._thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self._connect(), self._loop).result(
+                self.connect_timeout + 5
+            )
+        except Exception as exc:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            raise StackUnavailableError(
+                f"Cannot reach NATS at {_redact(self.nats_url)} ({type(exc).__name__}: {exc}). "
+                "Start the local stack with `cairn up`, or point CAIRN_NATS_URL at a running "
+                "nats-server with JetStream enabled (nats-server -js)."
+            ) from None
+        return self
+
+    def publish(self, event: Event) -> None:
+        """Queue ``event`` for sending; returns at once."""
+        item = _Send(subject_of(event), encode(event), event.event_id)
+        self._loop.call_soon_threadsafe(self._enqueue, item)
+
+    def claim(self, template: ArtifactMaterialized, requested: str | None) -> Future[ArtifactMaterialized]:
+        """Claim the next version of ``template.name`` (or ``requested``); resolves to the stored event."""
+        future: Future[ArtifactMaterialized] = Future()
+        self._loop.call_soon_threadsafe(self._enqueue, _Claim(template, requested, future))
+        return future
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything queued is acknowledged; False if NATS stayed away too long."""
+        done = asyncio.run_coroutine_threadsafe(self._drained(), self._loop)
+        try:
+            done.result(timeout)
+            return True
+        except TimeoutError:
+            done.cancel()
+            return False
+
+    def close(self, timeout: float = 5.0) -> None:
+        if not self._thread.is_alive():
+            return
+        self.flush(timeout)
+        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+        self.spool.close()
+
+    @property
+    def spooled(self) -> int:
+        return len(self.spool.read())
+
+    # -- loop side ---------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        import nats
+        from nats.js.errors import NotFoundError
+
+        self._wakeup = asyncio.Event()
+        self._nc = await nats.connect(
+            self.nats_url,
+            connect_timeout=self.connect_timeout,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.2,
+            allow_reconnect=True,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+            error_cb=self._on_error,
+        )
+        self._js = self._nc.jetstream(publish_async_max_pending=10_000)
+        try:
+            await self._js.stream_info(STREAM)
+        except NotFoundError:
+            await self._js.add_stream(name=STREAM, subjects=STREAM_SUBJECTS, duplicate_window=120.0)
+        self._connected = True
+        self._sender = self._loop.create_task(self._send_loop())
+        if self.spool.adopt_orphans():
+            self._spool_pending = True
+            self._loop.create_task(self._drain_spool())
+
+    async def _close(self) -> None:
+        self._closing = True
+        if self._sender is not None:
+            self._sender.cancel()
+        if self._nc is not None:
+            await self._nc.close()
+
+    def _enqueue(self, item: _Send | _Claim) -> None:
+        self._queue.append(item)
+        assert self._wakeup is not None
+        self._wakeup.set()
+
+    async def _send_loop(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue and not self._spool_pending:
+                if not self._connected:
+                    self._spool_items(list(self._queue))
+                    self._queue.clear()
+                    break
+                item = self._queue.popleft()
+                if isinstance(item, _Claim):
+                    task = self._loop.create_task(self._run_claim(item))
+                    self._claims.add(task)
+                    task.add_done_callback(self._claims.discard)
+                    continue
+                ack = await self._js.publish_async(
+                    item.subject, item.data, headers={Header.MSG_ID: item.msg_id}
+                )
+                ack.add_done_callback(self._on_ack)
+                self._inflight.append((item, ack))
+
+    def _on_ack(self, ack: asyncio.Future[Any]) -> None:
+        if not ack.cancelled() and ack.exception() is None:
+            self.last_seq = max(self.last_seq, ack.result().seq)
+        elif not ack.cancelled():
+            log.warning("publisher.publish_refused", error=str(ack.exception()))
+        while self._inflight and self._inflight[0][1].done():
+            self._inflight.popleft()
+
+    async def _run_claim(self, claim: _Claim) -> None:
+        try:
+            event = await self._claim_version(claim.template, claim.requested)
+        except ArtifactVersionError as exc:
+            claim.future.set_exception(exc)
+        except Exception as exc:  # NATS went away mid-claim: redo it from the spool
+            log.warning("publisher.claim_deferred", name=claim.template.name, error=str(exc))
+            self._spooled_claims[claim.template.event_id] = claim.future
+            self._spool_items([claim])
+        else:
+            claim.future.set_result(event)
+
+    async def _claim_version(self, template: ArtifactMaterialized, requested: str | None) -> ArtifactMaterialized:
+        from nats.js.errors import APIError, NotFoundError
+
+        name = template.name
+        lock = self._name_locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            while True:
+                last = self._last_claim.get(name)
+                if last is None:
+                    last, mine = await self._read_last_claim(template)
+                    if mine is not None:
+                        return mine
+                last_seq, count = last
+                if requested is not None:
+                    try:
+                        await self._js.get_last_msg(STREAM, artifact_version_subject(name, requested))
+                    except NotFoundError:
+                        pass
+                    else:
+                        raise ArtifactVersionError(
+                            f"Artifact '{name}' already has version '{requested}'; an explicit "
+                            "version can be used once per name. Choose another version, or leave "
+                            f"it out to get the next number ({count + 1})."
+                        )
+                event = msgspec.structs.replace(
+                    template,
+                    version=requested or str(count + 1),
+                    numeric_count=count if requested else count + 1,
+                )
+                headers = {
+                    Header.MSG_ID: event.event_id,
+                    Header.EXPECTED_LAST_SUBJECT_SEQUENCE: str(last_seq),
+                    Header.EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT: artifact_versions_filter(name),
+                }
+                try:
+                    ack = await self._js.publish(
+                        artifact_version_subject(name, event.version),
+                        encode(event),
+                        headers=headers,
+                        timeout=self.ack_timeout,
+                    )
+                except APIError as exc:
+                    if exc.err_code != _WRONG_LAST_SEQUENCE:
+                        raise
+                    self._last_claim.pop(name, None)  # another writer got there: re-read
+                    continue
+                if ack.duplicate:  # an earlier attempt of ours was stored: take its version
+                    event = decode((await self._js.get_msg(STREAM, seq=ack.seq)).data)
+                self._last_claim[name] = (ack.seq, event.numeric_count)
+                self.last_seq = max(self.last_seq, ack.seq)
+                return event
+
+    async def _read_last_claim(
+        self, template: ArtifactMaterialized
+    ) -> tuple[tuple[int, int], ArtifactMaterialized | None]:
+        """The newest version of the name (seq, count), and it if it is ours already."""
+        from nats.js.errors import NotFoundError
+
+        try:
+            msg = await self._js.get_last_msg(STREAM, artifact_versions_filter(template.name))
+        except NotFoundError:
+            return (0, 0), None
+        latest: ArtifactMaterialized = decode(msg.data)
+        mine = latest if latest.event_id == template.event_id else None
+        return (msg.seq, latest.numeric_count), mine
+
+    def _spool_items(self, items: list[_Send | _Claim]) -> None:
+        entries = []
+        for item in items:
+            if isinstance(item, _Claim):
+                self._spooled_claims[item.template.event_id] = item.future
+                entries.append(
+                    SpoolEntry(
+                        subject=artifact_versions_filter(item.template.name),
+                        event=msgspec.Raw(encode(item.template)),
+                        claim=True,
+                        requested_version=item.requested,
+                    )
+                )
+            else:
+                entries.append(SpoolEntry(subject=item.subject, event=msgspec.Raw(item.data)))
+        if not entries:
+            return
+        self.spool.append(entries)
+        self._spool_pending = True
+        log.warning("publisher.spooled", n=len(entries), spool=str(self.spool.path))
+
+    async def _on_disconnected(self) -> None:
+        self._connected = False
+        if self._closing:
+            return
+        unacked: list[_Send | _Claim] = [item for item, ack in self._inflight if not ack.done()]
+        for _, ack in self._inflight:
+            ack.cancel()
+        self._inflight.clear()
+        self._spool_items(unacked + list(self._queue))
+        self._queue.clear()
+
+    async def _on_reconnected(self) -> None:
+        self._connected = True
+        self._loop.create_task(self._drain_spool())
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.debug("publisher.nats_error", error=str(exc))
+
+    async def _drain_spool(self) -> None:
+        """Send everything spooled, in order; retry until it is all acknowledged."""
+        while self._spool_pending and self._connected:
+            try:
+                for entry in self.spool.read():
+                    await self._send_spooled(entry)
+            except Exception as exc:  # still not accepting (JetStream may lag the reconnect)
+                log.info("publisher.spool_drain_retry", error=str(exc))
+                await asyncio.sleep(0.5)
+                continue
+            self.spool.clear()
+            self._spool_pending = False
+            assert self._wakeup is not None
+            self._wakeup.set()
+            log.info("publisher.spool_drained")
+
+    async def _send_spooled(self, entry: SpoolEntry) -> None:
+        if entry.claim:
+            template: ArtifactMaterialized = decode(bytes(entry.event))
+            future = self._spooled_claims.pop(template.event_id, None)
+            try:
+                event = await self._claim_version(template, entry.requested_version)
+            except ArtifactVersionError as exc:
+                log.error("publisher.spooled_claim_refused", name=template.name, error=str(exc))
+                if future is not None and not future.done():
+                    future.set_exception(exc)
+                return
+            if future is not None and not future.done():
+                future.set_result(event)
+            return
+        msg_id = msgspec.json.decode(bytes(entry.event), type=_EventId).event_id
+        ack = await self._js.publish(
+            entry.subject, bytes(entry.event), headers={Header.MSG_ID: msg_id}, timeout=self.ack_timeout
+        )
+        self.last_seq = max(self.last_seq, ack.seq)
+
+    async def _drained(self) -> None:
+        while True:
+            if self._queue or self._spool_pending:
+                await asyncio.sleep(0.005)
+                continue
+            pending: list[Any] = [ack for _, ack in self._inflight if not ack.done()]
+            pending += [task for task in self._claims if not task.done()]
+            if not pending:
+                return
+            await asyncio.wait(pending, timeout=0.05)
+
+
+class _EventId(msgspec.Struct):
+    event_id: str
+
+
+def _redact(url: str) -> str:
+    """``url`` without a password."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"

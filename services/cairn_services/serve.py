@@ -1,0 +1,56 @@
+"""The stack's service process: the projector and the query API in one event loop.
+
+Run as ``python -m cairn_services.serve --nats-url ... --database-url ... --port ...``;
+``cairn up`` starts it detached. Stops cleanly on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+import structlog
+
+from .api import create_app, serve_api
+from .projector import Projector
+
+log = structlog.get_logger(__name__)
+
+
+async def serve(
+    nats_url: str, database_url: str, host: str, port: int, token: str | None = None
+) -> None:
+    """Project the log into Postgres and answer queries until told to stop."""
+    projector = Projector(nats_url, database_url)
+    await projector.start()
+    api = asyncio.create_task(serve_api(create_app(database_url, token=token), host, port))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("serve.started", api=f"http://{host}:{port}")
+    try:
+        await asyncio.wait(
+            [api, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        api.cancel()
+        await asyncio.gather(api, return_exceptions=True)
+        await projector.stop()
+        log.info("serve.stopped")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nats-url", required=True)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--token", default=None)
+    args = parser.parse_args()
+    asyncio.run(serve(args.nats_url, args.database_url, args.host, args.port, args.token))
+
+
+if __name__ == "__main__":
+    main()

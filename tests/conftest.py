@@ -1,0 +1,69 @@
+"""Shared fixtures: real nats-server and Postgres processes on free local ports.
+
+Set CAIRN_TEST_NATS_URL / CAIRN_TEST_DATABASE_URL to use servers you run yourself instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+from cairn_services.stack.nats_server import NatsServer
+from cairn_services.stack.postgres_server import PostgresServer
+
+
+@pytest.fixture(scope="session")
+def _managed_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer | None]:
+    """A NatsServer for the session, or None when CAIRN_TEST_NATS_URL points elsewhere."""
+    if os.environ.get("CAIRN_TEST_NATS_URL"):
+        yield None
+        return
+    server = NatsServer(tmp_path_factory.mktemp("nats")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_url(_managed_nats: NatsServer | None) -> str:
+    """URL of a JetStream-enabled NATS server shared by the whole session."""
+    return _managed_nats.url if _managed_nats else os.environ["CAIRN_TEST_NATS_URL"]
+
+
+@pytest.fixture(scope="session")
+def nats_server(_managed_nats: NatsServer | None) -> NatsServer:
+    """The session's NatsServer, for tests that stop and restart it (skipped if external)."""
+    if _managed_nats is None:
+        pytest.skip("needs a nats-server this test can control; CAIRN_TEST_NATS_URL is set")
+    return _managed_nats
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """DSN of a Postgres database shared by the whole session."""
+    if external := os.environ.get("CAIRN_TEST_DATABASE_URL"):
+        yield external
+        return
+    server = PostgresServer(tmp_path_factory.mktemp("postgres") / "data", fast=True).start()
+    yield server.dsn
+    server.stop()
+
+
+@pytest.fixture
+async def fresh_database(database_url: str) -> AsyncIterator[str]:
+    """DSN of a new, empty database on the session's server; dropped after the test."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    await _admin_execute(database_url, f'CREATE DATABASE "{name}"')
+    yield urlsplit(database_url)._replace(path=f"/{name}").geturl()
+    await _admin_execute(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _admin_execute(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
