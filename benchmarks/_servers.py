@@ -17,9 +17,11 @@ def bench_nats() -> Iterator[str]:
         return
     from cairn_services.stack import NatsServer
 
-    with tempfile.TemporaryDirectory(prefix="cairn-bench-nats-") as tmp:
-        with NatsServer(Path(tmp)) as server:
-            yield server.url
+    with (
+        tempfile.TemporaryDirectory(prefix="cairn-bench-nats-") as tmp,
+        NatsServer(Path(tmp)) as server,
+    ):
+        yield server.url
 
 
 @contextlib.contextmanager
@@ -30,6 +32,8 @@ def bench_postgres() -> Iterator[str]:
         return
     from cairn_services.stack import PostgresServer
 
-    with tempfile.TemporaryDirectory(prefix="cairn-bench-pg-") as tmp:
-        with PostgresServer(Path(tmp) / "data") as server:
-            yield server.dsn
+    with (
+        tempfile.TemporaryDirectory(prefix="cairn-bench-pg-") as tmp,
+        PostgresServer(Path(tmp) / "data") as server,
+    ):
+        yield server.dsn

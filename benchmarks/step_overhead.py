@@ -18,7 +18,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _servers import bench_nats  # noqa: E402
+from _servers import bench_nats
 
 
 def main() -> None:
@@ -63,9 +63,13 @@ def main() -> None:
                 untracked.append(time.perf_counter() - t0)
 
     per_step = [(t - u) / args.steps * 1000 for t, u in zip(tracked, untracked, strict=True)]
-    print(f"{args.steps}-step chain, {args.runs} runs (median; includes run start/finish and the final flush)")
-    print(f"  cairn tracking overhead per step: {statistics.median(per_step):8.3f} ms"
-          f"   (p90 {sorted(per_step)[int(0.9 * len(per_step))]:.3f} ms)")
+    print(
+        f"{args.steps}-step chain, {args.runs} runs (median; includes run start/finish and the final flush)"
+    )
+    print(
+        f"  cairn tracking overhead per step: {statistics.median(per_step):8.3f} ms"
+        f"   (p90 {sorted(per_step)[int(0.9 * len(per_step))]:.3f} ms)"
+    )
     print("  target                          :    2.000 ms")
     print("  ZenML 0.98 (measured here)      :   86-135 ms")
     print(f"  plain calls, whole chain        : {statistics.median(untracked) * 1e6:8.1f} us")

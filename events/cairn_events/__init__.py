@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TypeAlias
 
 from ._codec import EventCodec, EventDecodeError, Upcaster
-from ._routing import subject_of
 from ._envelope import Event, Producer, new_id, this_producer, utcnow
+from ._routing import subject_of
 from ._subjects import (
     DEAD_LETTER_STREAM,
     DEAD_LETTER_SUBJECTS,

@@ -105,6 +105,47 @@ WRITE_COLUMNS: dict[Write, tuple[str, ...]] = {
     ),
 }
 
+#: SQL type of every column a write fills; ``jsonb`` values are Python values in rows.
+COLUMN_TYPES: dict[str, str] = {
+    "id": "text",
+    "name": "text",
+    "pipeline_name": "text",
+    "parameters": "jsonb",
+    "substitutions": "jsonb",
+    "enable_cache": "boolean",
+    "step_names": "jsonb",
+    "started_at": "timestamptz",
+    "outcome": "text",
+    "finished_at": "timestamptz",
+    "duration_s": "double precision",
+    "error": "text",
+    "failed_step": "text",
+    "run_id": "text",
+    "function": "text",
+    "upstream_steps": "jsonb",
+    "error_type": "text",
+    "error_message": "text",
+    "traceback": "text",
+    "step_run_id": "text",
+    "key": "text",
+    "artifact_version_id": "text",
+    "version": "text",
+    "numeric_version": "bigint",
+    "numeric_count": "bigint",
+    "uri": "text",
+    "type": "text",
+    "data_type": "text",
+    "materializer": "text",
+    "content_hash": "text",
+    "size": "bigint",
+    "created_at": "timestamptz",
+    "tags": "jsonb",
+    "producer_run_id": "text",
+    "producer_step_run_id": "text",
+    "output_name": "text",
+    "visualizations": "jsonb",
+}
+
 #: The conflict key of each write's table.
 WRITE_KEYS: dict[Write, tuple[str, ...]] = {
     write: ("step_run_id", "key") if write in (Write.STEP_INPUT, Write.STEP_OUTPUT) else ("id",)

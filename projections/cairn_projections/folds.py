@@ -32,8 +32,15 @@ class FoldError(ValueError):
     """An event that decodes but cannot be projected; the message says why."""
 
 
+#: Postgres bigint: larger version numbers or sizes cannot be stored.
+_BIGINT_MAX = 2**63 - 1
+_RUN_IDS = ("run_id",)
+_STEP_IDS = ("run_id", "step_run_id", "step_name")
+_ARTIFACT_IDS = ("artifact_version_id", "name", "version")
+
+
 def fold_run_started(event: RunStarted) -> list[RowChange]:
-    _require(event, run_id=event.run_id, run_name=event.run_name)
+    _require(event, ("run_id", "run_name"))
     row = (
         event.run_id,
         event.run_name,
@@ -48,7 +55,7 @@ def fold_run_started(event: RunStarted) -> list[RowChange]:
 
 
 def fold_run_finished(event: RunFinished) -> list[RowChange]:
-    _require(event, run_id=event.run_id)
+    _require(event, _RUN_IDS)
     row = (
         event.run_id,
         event.status,
@@ -61,7 +68,7 @@ def fold_run_finished(event: RunFinished) -> list[RowChange]:
 
 
 def fold_step_started(event: StepStarted) -> list[RowChange]:
-    _require(event, run_id=event.run_id, step_run_id=event.step_run_id, step_name=event.step_name)
+    _require(event, _STEP_IDS)
     row = (
         event.step_run_id,
         event.run_id,
@@ -79,7 +86,7 @@ def fold_step_started(event: StepStarted) -> list[RowChange]:
 
 
 def fold_step_finished(event: StepFinished) -> list[RowChange]:
-    _require(event, run_id=event.run_id, step_run_id=event.step_run_id, step_name=event.step_name)
+    _require(event, _STEP_IDS)
     row = (
         event.step_run_id,
         event.run_id,
@@ -94,7 +101,7 @@ def fold_step_finished(event: StepFinished) -> list[RowChange]:
 
 
 def fold_step_failed(event: StepFailed) -> list[RowChange]:
-    _require(event, run_id=event.run_id, step_run_id=event.step_run_id, step_name=event.step_name)
+    _require(event, _STEP_IDS)
     row = (
         event.step_run_id,
         event.run_id,
@@ -110,12 +117,7 @@ def fold_step_failed(event: StepFailed) -> list[RowChange]:
 
 
 def fold_artifact_materialized(event: ArtifactMaterialized) -> list[RowChange]:
-    _require(
-        event,
-        artifact_version_id=event.artifact_version_id,
-        name=event.name,
-        version=event.version,
-    )
+    _require(event, _ARTIFACT_IDS)
     numeric_version = int(event.version) if is_numeric_version(event.version) else None
     if numeric_version is not None and numeric_version > event.numeric_count:
         raise FoldError(
@@ -123,8 +125,15 @@ def fold_artifact_materialized(event: ArtifactMaterialized) -> list[RowChange]:
             f"{event.name!r} exceeds its numeric_count {event.numeric_count}, which "
             f"counts the numbered versions including this one"
         )
-    if event.size < 0:
-        raise FoldError(f"artifact.materialized {event.event_id}: negative size {event.size}")
+    if numeric_version is not None and numeric_version > _BIGINT_MAX:
+        raise FoldError(
+            f"artifact.materialized {event.event_id}: version {event.version} too large"
+        )
+    if not 0 <= event.size <= _BIGINT_MAX or not 0 <= event.numeric_count <= _BIGINT_MAX:
+        raise FoldError(
+            f"artifact.materialized {event.event_id}: size {event.size} or numeric_count "
+            f"{event.numeric_count} out of range"
+        )
     row = (
         event.artifact_version_id,
         event.name,
@@ -170,19 +179,19 @@ def fold_all(events: Iterable[Any]) -> list[RowChange]:
     return [change for event in events for change in fold(event)]
 
 
-def _require(event: Any, **fields: str) -> None:
-    empty = [name for name, value in fields.items() if not value]
-    if empty:
-        raise FoldError(f"{event.tag} {event.event_id}: empty {', '.join(empty)}")
+def _require(event: Any, fields: tuple[str, ...]) -> None:
+    for name in fields:
+        if not getattr(event, name):
+            raise FoldError(f"{event.tag} {event.event_id}: empty {name}")
 
 
-def _edges(
-    write: Write, event: Any, step_run_id: str, edges: dict[str, str]
-) -> list[RowChange]:
+def _edges(write: Write, event: Any, step_run_id: str, edges: dict[str, str]) -> list[RowChange]:
+    changes = []
     for key, artifact_version_id in edges.items():
         if not key or not artifact_version_id:
             raise FoldError(
                 f"{event.tag} {event.event_id}: lineage edge {key!r} -> "
                 f"{artifact_version_id!r} has an empty key or artifact version id"
             )
-    return [RowChange(write, (step_run_id, key, av_id)) for key, av_id in edges.items()]
+        changes.append(RowChange(write, (step_run_id, key, artifact_version_id)))
+    return changes

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
-import asyncpg
+from .connection import Migratable, quote_ident
 
 
 class Migration(NamedTuple):
@@ -38,7 +38,7 @@ CREATE TABLE pipeline_runs (
     parameters    jsonb NOT NULL DEFAULT '{}',
     substitutions jsonb NOT NULL DEFAULT '{}',
     enable_cache  boolean,
-    step_names    text[] NOT NULL DEFAULT '{}',
+    step_names    jsonb NOT NULL DEFAULT '[]',
     started_at    timestamptz,
     outcome       text,
     finished_at   timestamptz,
@@ -50,7 +50,6 @@ CREATE TABLE pipeline_runs (
 CREATE INDEX pipeline_runs_newest ON pipeline_runs (started_at DESC NULLS LAST, id DESC);
 CREATE INDEX pipeline_runs_by_pipeline
     ON pipeline_runs (pipeline_name, started_at DESC NULLS LAST, id DESC);
-CREATE INDEX pipeline_runs_by_status ON pipeline_runs (status, started_at DESC NULLS LAST, id DESC);
 CREATE INDEX pipeline_runs_by_name ON pipeline_runs (name);
 
 CREATE TABLE step_runs (
@@ -61,7 +60,7 @@ CREATE TABLE step_runs (
     parameters     jsonb NOT NULL DEFAULT '{}',
     substitutions  jsonb NOT NULL DEFAULT '{}',
     enable_cache   boolean,
-    upstream_steps text[] NOT NULL DEFAULT '{}',
+    upstream_steps jsonb NOT NULL DEFAULT '[]',
     started_at     timestamptz,
     outcome        text,
     finished_at    timestamptz,
@@ -86,7 +85,7 @@ CREATE TABLE artifact_versions (
     content_hash         text NOT NULL,
     size                 bigint NOT NULL,
     created_at           timestamptz NOT NULL,
-    tags                 text[] NOT NULL DEFAULT '{}',
+    tags                 jsonb NOT NULL DEFAULT '[]',
     producer_run_id      text,
     producer_step_run_id text,
     output_name          text,
@@ -96,8 +95,6 @@ CREATE TABLE artifact_versions (
 -- "latest" = highest numbered version, else the newest: one index probe.
 CREATE INDEX artifact_versions_latest
     ON artifact_versions (name, numeric_version DESC NULLS LAST, created_at DESC, id DESC);
-CREATE INDEX artifact_versions_by_created ON artifact_versions (name, created_at, id);
-CREATE INDEX artifact_versions_by_producer ON artifact_versions (producer_step_run_id);
 
 CREATE TABLE step_inputs (
     step_run_id         text NOT NULL,
@@ -139,17 +136,12 @@ class MigrationError(RuntimeError):
     """The database holds migrations this code does not know (it is older than the schema)."""
 
 
-def quote_ident(name: str) -> str:
-    """``name`` as a quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _lock_key(schema: str) -> int:
     digest = hashlib.blake2b(f"cairn.migrate:{schema}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
-async def migrate(conn: asyncpg.Connection, schema: str = "public") -> list[int]:
+async def migrate(conn: Migratable, schema: str = "public") -> list[int]:
     """Bring ``schema`` up to date; returns the versions applied now (empty if none).
 
     Safe to call from several processes at once: they serialise on an advisory

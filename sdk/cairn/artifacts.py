@@ -15,7 +15,9 @@ def load_artifact_version(version: ArtifactVersion) -> Any:
     from .materializers import materializer_by_name
     from .materializers.registry import _import_dotted
 
-    store = store_for_uri(version.uri, os.environ.get("CAIRN_ARTIFACT_STORE") or _configured_store())
+    store = store_for_uri(
+        version.uri, os.environ.get("CAIRN_ARTIFACT_STORE") or _configured_store()
+    )
     materializer = materializer_by_name(version.materializer)(version.uri, store)
     try:
         data_type = _import_dotted(version.data_type)

@@ -66,7 +66,9 @@ class Client:
 
     # -- artifacts -------------------------------------------------------------
 
-    def get_artifact_version(self, name_or_id: str, version: str | int | None = None) -> ArtifactVersion:
+    def get_artifact_version(
+        self, name_or_id: str, version: str | int | None = None
+    ) -> ArtifactVersion:
         """A version of an artifact by name (the latest when ``version`` is None) or by id."""
         if version is None and _UUID.fullmatch(name_or_id):
             try:

@@ -56,9 +56,7 @@ class Composition:
         self.invocations: dict[str, Invocation] = {}
         self._calls: dict[str, int] = {}
 
-    def add(
-        self, step: Step, arguments: dict[str, Any], id: str | None, after: Any
-    ) -> Invocation:
+    def add(self, step: Step, arguments: dict[str, Any], id: str | None, after: Any) -> Invocation:
         invocation_id = id or self._next_id(step.name)
         if invocation_id in self.invocations:
             raise StepDefinitionError(

@@ -47,7 +47,9 @@ def placeholders(template: str) -> list[str]:
     try:
         return [field for _, field, _, _ in _FORMATTER.parse(template) if field is not None]
     except ValueError as exc:
-        raise ArtifactNameError(f"Artifact name template {template!r} is malformed: {exc}") from None
+        raise ArtifactNameError(
+            f"Artifact name template {template!r} is malformed: {exc}"
+        ) from None
 
 
 def resolve_name(template: str, substitutions: dict[str, str], *, step: str, output: str) -> str:
@@ -78,9 +80,11 @@ def parse_outputs(func: Any) -> list[OutputSpec]:
         hints = get_type_hints(func, include_extras=True)
     except Exception:  # unresolvable forward refs: fall back to the raw annotation
         hints = dict(getattr(func, "__annotations__", {}))
-    if "return" not in hints:
-        if inspect.signature(func).return_annotation is inspect.Signature.empty:
-            return [OutputSpec(key="output", annotation=Any)]
+    if (
+        "return" not in hints
+        and inspect.signature(func).return_annotation is inspect.Signature.empty
+    ):
+        return [OutputSpec(key="output", annotation=Any)]
     annotation = hints.get("return", Any)
     if annotation is None or annotation is type(None):
         return []

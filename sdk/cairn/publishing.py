@@ -55,7 +55,12 @@ class EventPublisher:
     """Sends events to JetStream in order, without making the caller wait per event."""
 
     def __init__(
-        self, nats_url: str, spool_dir: Path, *, connect_timeout: float = 3.0, ack_timeout: float = 5.0
+        self,
+        nats_url: str,
+        spool_dir: Path,
+        *,
+        connect_timeout: float = 3.0,
+        ack_timeout: float = 5.0,
     ) -> None:
         self.nats_url = nats_url
         self.ack_timeout = ack_timeout
@@ -63,7 +68,9 @@ class EventPublisher:
         self.spool = Spool(spool_dir)
         self.last_seq = 0
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="cairn-publisher", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="cairn-publisher", daemon=True
+        )
         self._queue: collections.deque[_Send | _Claim] = collections.deque()
         self._inflight: collections.deque[tuple[_Send, asyncio.Future[Any]]] = collections.deque()
         self._claims: set[asyncio.Task[None]] = set()
@@ -82,15 +89,25 @@ class EventPublisher:
 
     def start(self) -> EventPublisher:
         """Connect; raise StackUnavailableError naming what to start if NATS is unreachable."""
-        self._thread.start()
-        try:
-            asyncio.run_coroutine_threadsafe(self._connect(), self._loop).result(
-                self.connect_timeout + 5
-            )
-        except Exception as exc:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        from .settings import reachable
+
+        error: BaseException | None = None
+        if not any(
+            reachable(url.strip(), self.connect_timeout) for url in self.nats_url.split(",")
+        ):
+            error = ConnectionRefusedError("nothing accepts connections there")
+        else:
+            self._thread.start()
+            connecting = asyncio.run_coroutine_threadsafe(self._connect(), self._loop)
+            try:
+                connecting.result(self.connect_timeout + 5)
+            except BaseException as exc:
+                connecting.cancel()
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                error = exc
+        if error is not None:
             raise StackUnavailableError(
-                f"Cannot reach NATS at {_redact(self.nats_url)} ({type(exc).__name__}: {exc}). "
+                f"Cannot reach NATS at {_redact(self.nats_url)} ({type(error).__name__}: {error}). "
                 "Start the local stack with `cairn up`, or point CAIRN_NATS_URL at a running "
                 "nats-server with JetStream enabled (nats-server -js)."
             ) from None
@@ -101,7 +118,9 @@ class EventPublisher:
         item = _Send(subject_of(event), encode(event), event.event_id)
         self._loop.call_soon_threadsafe(self._enqueue, item)
 
-    def claim(self, template: ArtifactMaterialized, requested: str | None) -> Future[ArtifactMaterialized]:
+    def claim(
+        self, template: ArtifactMaterialized, requested: str | None
+    ) -> Future[ArtifactMaterialized]:
         """Claim the next version of ``template.name`` (or ``requested``); resolves to the stored event."""
         future: Future[ArtifactMaterialized] = Future()
         self._loop.call_soon_threadsafe(self._enqueue, _Claim(template, requested, future))
@@ -212,7 +231,9 @@ class EventPublisher:
         else:
             claim.future.set_result(event)
 
-    async def _claim_version(self, template: ArtifactMaterialized, requested: str | None) -> ArtifactMaterialized:
+    async def _claim_version(
+        self, template: ArtifactMaterialized, requested: str | None
+    ) -> ArtifactMaterialized:
         from nats.js.errors import APIError, NotFoundError
 
         name = template.name
@@ -227,7 +248,9 @@ class EventPublisher:
                 last_seq, count = last
                 if requested is not None:
                     try:
-                        await self._js.get_last_msg(STREAM, artifact_version_subject(name, requested))
+                        await self._js.get_last_msg(
+                            STREAM, artifact_version_subject(name, requested)
+                        )
                     except NotFoundError:
                         pass
                     else:
@@ -349,7 +372,10 @@ class EventPublisher:
             return
         msg_id = msgspec.json.decode(bytes(entry.event), type=_EventId).event_id
         ack = await self._js.publish(
-            entry.subject, bytes(entry.event), headers={Header.MSG_ID: msg_id}, timeout=self.ack_timeout
+            entry.subject,
+            bytes(entry.event),
+            headers={Header.MSG_ID: msg_id},
+            timeout=self.ack_timeout,
         )
         self.last_seq = max(self.last_seq, ack.seq)
 

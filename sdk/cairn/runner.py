@@ -120,7 +120,9 @@ class _RunExecution:
                 self.tracker.flush()
                 raise error from None
         duration = time.perf_counter() - t0
-        self.tracker.publish(RunFinished(run_id=self.run_id, status="completed", duration_s=duration))
+        self.tracker.publish(
+            RunFinished(run_id=self.run_id, status="completed", duration_s=duration)
+        )
         _say(f"Pipeline run {self.run_name} has finished in {duration:.3f}s.")
         self.tracker.flush()
         return self.result(duration)
@@ -184,7 +186,9 @@ class _RunExecution:
                     traceback="".join(traceback.format_exception(error)),
                 )
             )
-            _say(f"Step {invocation.id} failed after {duration:.3f}s: {type(error).__name__}: {error}")
+            _say(
+                f"Step {invocation.id} failed after {duration:.3f}s: {type(error).__name__}: {error}"
+            )
             raise _StepFailure(invocation.id, error) from error
         finally:
             reset_step_context(token)
@@ -252,7 +256,9 @@ class _RunExecution:
             for p in self.produced.values()
         }
         for name, step_run in self.step_runs.items():
-            step_run.outputs = {p.key: versions[p.artifact_version_id] for p in self.step_outputs[name]}
+            step_run.outputs = {
+                p.key: versions[p.artifact_version_id] for p in self.step_outputs[name]
+            }
             step_run.inputs = {k: versions[i] for k, i in self.step_inputs[name].items()}
         return PipelineRun(
             id=self.run_id,

@@ -110,7 +110,9 @@ def start_local_stack(home: Path) -> StackRecord:
     """Run ``cairn up`` in a child process (the SDK never imports the services)."""
     sys.stderr.write(f"cairn: no local stack is running; starting one under {home} (cairn up)\n")
     command = [sys.executable, "-m", "cairn_services.cli", "up", "--quiet"]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "CAIRN_HOME": str(home)})
+    done = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "CAIRN_HOME": str(home)}
+    )
     record = read_stack(home)
     if done.returncode != 0 or record is None:
         raise StackUnavailableError(

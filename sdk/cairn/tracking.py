@@ -33,7 +33,9 @@ class Tracker:
 
         self.settings = settings
         self.store: ArtifactStore = store_for(settings.artifact_store)
-        self.publisher: EventPublisher = EventPublisher(settings.nats_url, settings.spool_dir).start()
+        self.publisher: EventPublisher = EventPublisher(
+            settings.nats_url, settings.spool_dir
+        ).start()
         self.flush_timeout = float(os.environ.get("CAIRN_FLUSH_TIMEOUT", "120"))
 
     @property
@@ -75,7 +77,9 @@ class Tracker:
             for spec, value in zip(specs, values, strict=True):
                 config = spec.config
                 requested = _requested_version(config.version if config else None, names[spec.key])
-                materializer_cls = step.materializer_for_output(spec.key) or materializer_for(type(value))
+                materializer_cls = step.materializer_for_output(spec.key) or materializer_for(
+                    type(value)
+                )
                 artifact_version_id = new_id()
                 uri = self.store.artifact_uri(names[spec.key], artifact_version_id)
                 materializer = materializer_cls(uri, self.store)

@@ -49,8 +49,14 @@ def check_type(value: Any, annotation: Any, *, step: str, what: str) -> None:
         validator.validate_python(value, strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
-        detail = f"{first['msg']} at {'.'.join(map(str, first['loc']))}" if first["loc"] else first["msg"]
-        raise StepTypeError(step, what, _type_label(annotation), _type_name(value), detail) from None
+        detail = (
+            f"{first['msg']} at {'.'.join(map(str, first['loc']))}"
+            if first["loc"]
+            else first["msg"]
+        )
+        raise StepTypeError(
+            step, what, _type_label(annotation), _type_name(value), detail
+        ) from None
 
 
 def _validator(annotation: Any) -> Any:

@@ -19,16 +19,22 @@ log = structlog.get_logger(__name__)
 
 
 async def serve(
-    nats_url: str, database_url: str, host: str, port: int, token: str | None = None
+    nats_url: str,
+    database_url: str,
+    host: str,
+    port: int,
+    token: str | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Project the log into Postgres and answer queries until told to stop."""
+    """Project the log into Postgres and answer queries until ``stop`` is set (or a signal)."""
     projector = Projector(nats_url, database_url)
     await projector.start()
     api = asyncio.create_task(serve_api(create_app(database_url, token=token), host, port))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     log.info("serve.started", api=f"http://{host}:{port}")
     try:
         await asyncio.wait(

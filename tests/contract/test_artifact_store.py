@@ -7,7 +7,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from cairn.artifact_stores import (
     ArtifactNotFoundError,
     ArtifactStore,
@@ -43,19 +42,23 @@ class ArtifactStoreContract:
         version = new_id()
         uri = store.artifact_uri("my model/v1", version)
         assert uri.startswith(store.root)
-        assert uri.endswith(f"my_model_v1/{version}") or uri.endswith(f"my_model_v1{os.sep}{version}")
+        assert uri.endswith((f"my_model_v1/{version}", f"my_model_v1{os.sep}{version}"))
 
     def test_artifact_uri_canonicalises_uuid(self, store: ArtifactStore) -> None:
         version = new_id()
         assert store.artifact_uri("a", version.upper()) == store.artifact_uri("a", version)
         assert store.artifact_uri("a", uuid.UUID(version)) == store.artifact_uri("a", version)  # type: ignore[arg-type]
 
-    @pytest.mark.parametrize("bad", ["", "not-a-uuid", "../" + "0" * 36, "0" * 32, "{" + "0" * 36 + "}"])
+    @pytest.mark.parametrize(
+        "bad", ["", "not-a-uuid", "../" + "0" * 36, "0" * 32, "{" + "0" * 36 + "}"]
+    )
     def test_invalid_version_id_raises(self, store: ArtifactStore, bad: str) -> None:
         with pytest.raises(UnsafePathError, match="not a UUID"):
             store.artifact_uri("a", bad)
 
-    @pytest.mark.parametrize("name", ["../../etc", "..", ".", "", "a/../../b", "x" * 500, "/etc/passwd"])
+    @pytest.mark.parametrize(
+        "name", ["../../etc", "..", ".", "", "a/../../b", "x" * 500, "/etc/passwd"]
+    )
     def test_artifact_uri_stays_in_root(self, store: ArtifactStore, name: str) -> None:
         uri = store.artifact_uri(name, new_id())
         self.write(store, uri + "/f", b"x")  # the store itself must accept it as inside the root
@@ -184,6 +187,13 @@ class ArtifactStoreContract:
         with pytest.raises(UnsafePathError):
             store.rmtree(outside)
 
+    def test_dotdot_after_a_missing_directory_is_refused(self, store: ArtifactStore) -> None:
+        escape = store.root + "/missing/deeper/../../../escape.txt"
+        with pytest.raises(UnsafePathError):
+            store.open(escape, "wb")
+        with pytest.raises(UnsafePathError):
+            store.makedirs(store.root + "/missing/../../escape-dir")
+
     def test_dotdot_inside_root_is_fine(self, store: ArtifactStore) -> None:
         uri = store.artifact_uri("out", new_id())
         self.write(store, uri + "/sub/../a", b"1")
@@ -263,3 +273,16 @@ class TestLocalArtifactStore(ArtifactStoreContract):
         (tmp_path / "store-evil").mkdir()
         with pytest.raises(UnsafePathError):
             store.open(str(tmp_path / "store-evil" / "x"), "wb")
+
+    def test_nothing_is_created_outside_root(
+        self, store: LocalArtifactStore, tmp_path: Path
+    ) -> None:
+        before = sorted(p.name for p in tmp_path.iterdir())
+        for uri in (
+            store.root + "/missing/../../escape.txt",
+            store.root + "/a/b/../../../escape.txt",
+            store.root + "/../escape.txt",
+        ):
+            with pytest.raises(UnsafePathError):
+                store.open(uri, "wb")
+        assert sorted(p.name for p in tmp_path.iterdir()) == before

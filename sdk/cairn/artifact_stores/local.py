@@ -53,9 +53,14 @@ class LocalArtifactStore(ArtifactStore):
 
     def _resolve(self, uri: str | os.PathLike[str]) -> str:
         """Return the real path of uri, or raise UnsafePathError if it is outside the root."""
-        real = self._resolve_below_root(uri) if type(uri) is str else None
-        if real is not None:
-            return real
+        return self._locate(uri)[0]
+
+    def _locate(self, uri: str | os.PathLike[str]) -> tuple[str, str | None]:
+        """Return (real path of uri, its first missing ancestor directory if known, else None)."""
+        if type(uri) is str and uri.startswith(self._root_prefix) and not os.altsep:
+            located = self._locate_below_root(uri)
+            if located is not None:
+                return located
         real = os.path.realpath(uri)
         if not self._inside(real):
             raise UnsafePathError(
@@ -63,29 +68,28 @@ class LocalArtifactStore(ArtifactStore):
                 f"{self._root!r}; use a uri from artifact_uri() or under the root, without '..' "
                 "or symlinks leading out of it."
             )
-        return real
+        return real, None
 
-    def _resolve_below_root(self, uri: str) -> str | None:
-        """Fast path of _resolve for uris spelled under the real root; None means "use realpath".
+    def _locate_below_root(self, uri: str) -> tuple[str, str | None] | None:
+        """Fast path of _locate for uris spelled under the real root; None means "use realpath".
 
         Equivalent to realpath for such uris: with no "", "." or ".." segments, the
         path resolves to itself unless a component is a symlink, which we detect with
         one lstat per component below the root (realpath would lstat every component
         from "/"). A missing component ends the walk: nothing below it exists.
         """
-        if not uri.startswith(self._root_prefix) or os.altsep:
+        parts = uri[len(self._root_prefix) :].split(os.sep)
+        if not _NOT_PLAIN.isdisjoint(parts):  # checked up front: the walk may stop early
             return None
-        path = self._root
-        for part in uri[len(self._root_prefix) :].split(os.sep):
-            if part in _NOT_PLAIN:
-                return None
-            path = path + os.sep + part if path != os.sep else os.sep + part
+        path = self._root.rstrip(os.sep)
+        for index, part in enumerate(parts):
+            path = path + os.sep + part
             try:
                 if stat.S_ISLNK(os.lstat(path).st_mode):
                     return None
             except (FileNotFoundError, NotADirectoryError):
-                break
-        return uri
+                return uri, path if index < len(parts) - 1 else None
+        return uri, None
 
     def _resolve_entry(self, uri: str | os.PathLike[str]) -> str:
         """Like _resolve, but a final symlink is kept (so remove() deletes the link itself)."""
@@ -104,15 +108,24 @@ class LocalArtifactStore(ArtifactStore):
     # -- files -------------------------------------------------------------------------
 
     def open(self, uri: str, mode: str = "rb") -> IO[Any]:
-        path = self._resolve(uri)
+        path, missing = self._locate(uri)
         encoding = None if "b" in mode else "utf-8"
+        reading = "r" in mode and "+" not in mode
+        if missing is not None and not reading:  # a fresh artifact uri: skip the doomed open
+            parent = os.path.dirname(path)
+            if missing == parent:  # only the version directory is new: one mkdir suffices
+                try:  # noqa: SIM105 (hot path: no context manager)
+                    os.mkdir(parent)
+                except FileExistsError:  # created concurrently; fine
+                    pass
+            else:
+                os.makedirs(parent, exist_ok=True)
         try:
             return open(path, mode, encoding=encoding)
         except FileNotFoundError:
-            if "r" in mode and "+" not in mode:
+            if reading:
                 raise self._not_found(uri) from None
-        # Create parents only after the first attempt fails: the common case costs one syscall.
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # parents were not known to be missing
         return open(path, mode, encoding=encoding)
 
     def exists(self, uri: str) -> bool:

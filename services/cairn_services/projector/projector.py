@@ -1,0 +1,263 @@
+"""The projector: JetStream events in, Postgres read models out, exactly once in effect.
+
+Each cycle takes what the consumer has delivered (up to ``batch_size``),
+folds it, commits rows + dead letters + checkpoint in one Postgres
+transaction, and only then acks the last message. The Postgres checkpoint is
+the truth about progress: on (re)start the consumer is recreated to deliver
+from checkpoint + 1, and anything at or below the checkpoint is skipped, so a
+crash at any point loses nothing and applies nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Self
+
+import nats
+import structlog
+from cairn_events import STREAM, Header, dead_letter_subject
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from .batch import Batch, DeadLetter, fold_batch
+from .consumer import EventFeed
+from .errors import ProjectorStoppedError, ProjectorTimeoutError
+from .streams import check_projector_name, consumer_name, ensure_streams
+from .writer import ProjectionWriter
+
+log = structlog.get_logger(__name__)
+
+_MAX_BACKOFF_S = 5.0
+_MAX_REASON_CHARS = 1000
+#: Messages folded between yields to the event loop (about 5 ms of work).
+_FOLD_SLICE = 250
+
+
+class Projector:
+    """Folds the ``CAIRN`` stream into the read models of ``schema``.
+
+    One projector per (``name``, ``schema``) may run at a time (a Postgres
+    advisory lock enforces it). Use ``await start()`` / ``await stop()`` or
+    ``async with``. After a transient failure (Postgres or NATS unreachable)
+    it backs off and resumes from its checkpoint by itself.
+    """
+
+    def __init__(
+        self,
+        nats_url: str,
+        database_url: str,
+        name: str = "main",
+        batch_size: int = 4000,
+        schema: str = "public",
+        *,
+        max_wait_s: float = 0.05,
+    ) -> None:
+        self.name = check_projector_name(name)
+        self.schema = schema
+        self._nats_url = nats_url
+        self._batch_size = batch_size
+        self._max_wait_s = max_wait_s
+        self._writer = ProjectionWriter(database_url, name, schema)
+        self._nc: NATS | None = None
+        self._js: JetStreamContext | None = None
+        self._feed: EventFeed | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._checkpoint = 0
+        self._committed = asyncio.Event()
+
+    @property
+    def checkpoint(self) -> int:
+        """The last stream sequence committed to Postgres (0 before any)."""
+        return self._checkpoint
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        """Migrate, take the lock, make sure the streams exist, and start projecting.
+
+        Returns once the consumer is set up; projecting goes on in a task.
+        Raises ProjectorBusyError if this projector already runs elsewhere.
+        """
+        if self.running:
+            return
+        self._stopping = False
+        self._checkpoint = await self._writer.open()
+        try:
+            self._nc = await nats.connect(self._nats_url, max_reconnect_attempts=-1)
+            self._js = self._nc.jetstream()
+            await ensure_streams(self._js)
+            self._feed = EventFeed(
+                self._nc, self._js, STREAM, consumer_name(self.name), batch_size=self._batch_size
+            )
+            await self._feed.open(self._checkpoint + 1)
+        except BaseException:
+            await self._close()
+            raise
+        self._task = asyncio.create_task(self._run(), name=f"cairn-projector-{self.name}")
+        log.info("projector.started", projector=self.name, schema=self.schema, seq=self._checkpoint)
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, stop, and close connections. Safe to call twice."""
+        self._stopping = True
+        task, self._task = self._task, None
+        if task is not None:
+            try:
+                await asyncio.wait_for(task, timeout=30)
+            except TimeoutError:
+                log.warning("projector.stop_timeout", projector=self.name)
+        await self._close()
+        self._pulse()
+        log.info("projector.stopped", projector=self.name, seq=self._checkpoint)
+
+    async def run_until(self, seq: int, timeout: float = 60.0) -> int:
+        """Wait until the checkpoint reaches stream sequence ``seq``; returns the checkpoint.
+
+        Raises ProjectorTimeoutError after ``timeout`` seconds and
+        ProjectorStoppedError if the projector is not running.
+        """
+        deadline = time.monotonic() + timeout
+        while self._checkpoint < seq:
+            if not self.running:
+                raise ProjectorStoppedError(
+                    f"projector {self.name!r} is not running (checkpoint {self._checkpoint}, "
+                    f"waiting for {seq}); call start() first"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProjectorTimeoutError(
+                    f"projector {self.name!r} reached {self._checkpoint}, not {seq}, "
+                    f"within {timeout:.1f}s"
+                )
+            try:
+                await asyncio.wait_for(self._committed.wait(), min(remaining, 1.0))
+            except TimeoutError:
+                pass
+        return self._checkpoint
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def _run(self) -> None:
+        """Fold batch k+1 (and parse its messages) while Postgres commits batch k."""
+        backoff = 0.1
+        folded = self._checkpoint
+        committing: asyncio.Task[None] | None = None
+        while not self._stopping:
+            try:
+                assert self._feed is not None
+                msgs = await self._feed.take(self._max_wait_s)
+                if committing is not None and (msgs or committing.done()):
+                    await committing  # commits stay in stream order; raises what it raised
+                    committing = None
+                if not msgs:
+                    continue
+                batch = await self._fold(msgs, folded)
+                folded = batch.last_seq
+                committing = asyncio.create_task(self._commit(batch))
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure: back off, resume from checkpoint
+                committing = await _settle(committing)
+                log.warning(
+                    "projector.batch_failed",
+                    projector=self.name,
+                    seq=self._checkpoint,
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in_s=backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+                await self._resume()
+                folded = self._checkpoint
+        await _settle(committing)
+
+    async def _fold(self, msgs: list[Msg], after_seq: int) -> Batch:
+        """Fold in slices, yielding between them so the commit in flight keeps moving."""
+        batch = Batch(last_seq=after_seq)
+        for start in range(0, len(msgs), _FOLD_SLICE):
+            fold_batch(msgs[start : start + _FOLD_SLICE], after_seq, into=batch)
+            await asyncio.sleep(0)
+        return batch
+
+    async def _commit(self, batch: Batch) -> None:
+        """Commit ``batch``, then advance the checkpoint, ack, and announce dead letters."""
+        assert self._feed is not None and batch.last_msg is not None
+        if batch.size:
+            dead = await self._writer.commit(batch)
+            self._checkpoint = batch.last_seq
+            self._pulse()
+            log.info(
+                "projector.batch_committed",
+                projector=self.name,
+                first_seq=batch.first_seq,
+                last_seq=batch.last_seq,
+                n=batch.size,
+                dead=len(dead),
+            )
+            if dead:
+                await self._publish_dead_letters(dead)
+        await self._feed.ack_through(batch.last_msg)
+
+    async def _resume(self) -> None:
+        """After a failure: reconnect to Postgres if needed and redeliver from the checkpoint."""
+        try:
+            if not self._writer.connected:
+                self._checkpoint = await self._writer.open()
+            assert self._feed is not None
+            await self._feed.open(self._checkpoint + 1)
+        except Exception as exc:  # noqa: BLE001 - the next cycle fails and backs off again
+            log.warning("projector.resume_failed", projector=self.name, error=str(exc))
+
+    async def _publish_dead_letters(self, dead: list[DeadLetter]) -> None:
+        """Tell subscribers; the dead_letters table (already committed) is the record."""
+        assert self._js is not None
+        subject = dead_letter_subject(self.name)
+        for letter in dead:
+            reason = " ".join(letter.reason.split())[:_MAX_REASON_CHARS]
+            headers = {
+                Header.DEAD_LETTER_REASON.value: reason,
+                Header.MSG_ID.value: f"{self.name}:{letter.seq}",
+            }
+            try:
+                await self._js.publish(subject, letter.data, timeout=5, headers=headers)
+            except Exception as exc:  # noqa: BLE001 - the table is the record; go on
+                log.warning("projector.dead_letter_publish_failed", seq=letter.seq, error=str(exc))
+            log.warning(
+                "projector.dead_lettered", projector=self.name, seq=letter.seq, reason=reason
+            )
+
+    def _pulse(self) -> None:
+        event, self._committed = self._committed, asyncio.Event()
+        event.set()
+
+    async def _close(self) -> None:
+        if self._feed is not None:
+            await self._feed.close()
+            self._feed = None
+        if self._nc is not None:
+            try:
+                await self._nc.drain()
+            except Exception as exc:  # noqa: BLE001 - closing a broken connection
+                log.debug("projector.nats_close_failed", error=str(exc))
+            self._nc = None
+        await self._writer.close()
+
+
+async def _settle(task: asyncio.Task[None] | None) -> None:
+    """Wait for an in-flight commit, logging rather than raising its failure."""
+    if task is None:
+        return
+    try:
+        await task
+    except Exception as exc:  # noqa: BLE001 - the caller resumes from the checkpoint anyway
+        log.warning("projector.commit_failed", error=f"{type(exc).__name__}: {exc}")
