@@ -158,11 +158,18 @@ def publish_parallel(
 
 
 def _projector_main(
-    nats_url: str, database_url: str, name: str, schema: str, batch: int, stop: MpEvent
+    nats_url: str,
+    database_url: str,
+    name: str,
+    schema: str,
+    batch: int,
+    ready: MpEvent,
+    stop: MpEvent,
 ) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
     async def run() -> None:
+        ready.set()  # imports done: the clock for replay starts here
         async with Projector(nats_url, database_url, name=name, schema=schema, batch_size=batch):
             while not stop.is_set():
                 await asyncio.sleep(0.05)
@@ -172,14 +179,16 @@ def _projector_main(
 
 def start_projector(
     nats_url: str, database_url: str, name: str, schema: str, batch: int
-) -> tuple[mp.Process, MpEvent]:
+) -> tuple[mp.Process, MpEvent, float]:
+    """A projector in its own process; returns it, its stop event, and when it was ready."""
     ctx = mp.get_context("spawn")
-    stop = ctx.Event()
-    proc = ctx.Process(
-        target=_projector_main, args=(nats_url, database_url, name, schema, batch, stop)
-    )
+    ready, stop = ctx.Event(), ctx.Event()
+    args = (nats_url, database_url, name, schema, batch, ready, stop)
+    proc = ctx.Process(target=_projector_main, args=args)
     proc.start()
-    return proc, stop
+    if not ready.wait(60):
+        raise RuntimeError("the projector process did not come up within 60 s")
+    return proc, stop, time.perf_counter()
 
 
 async def wait_checkpoint(

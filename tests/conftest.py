@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 from cairn_services.stack.nats_server import NatsServer
+from cairn_services.stack.in_thread import ServicesThread
 from cairn_services.stack.postgres_server import PostgresServer
 
 
@@ -67,59 +68,6 @@ async def _admin_execute(dsn: str, sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
-
-
-class ServicesThread:
-    """The projector and query API (cairn_services.serve) on a thread with its own loop."""
-
-    def __init__(self, nats_url: str, database_url: str, token: str | None = None) -> None:
-        import asyncio
-        import threading
-
-        from cairn_services.stack.ports import free_port
-
-        self.port = free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}"
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._args = (nats_url, database_url, "127.0.0.1", self.port, token)
-        self._thread = threading.Thread(target=self._run, name="cairn-services", daemon=True)
-        self.error: BaseException | None = None
-
-    def _run(self) -> None:
-        import asyncio
-
-        from cairn_services.serve import serve
-
-        asyncio.set_event_loop(self._loop)
-        self._stop = asyncio.Event()
-        try:
-            self._loop.run_until_complete(serve(*self._args, stop=self._stop))
-        except BaseException as exc:  # surfaced by start()/stop()
-            self.error = exc
-
-    def start(self) -> ServicesThread:
-        import time
-
-        import httpx
-
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.error is not None:
-                raise self.error
-            try:
-                if httpx.get(f"{self.api_url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError("the Cairn services did not answer /health within 30 s")
-
-    def stop(self) -> None:
-        if self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ not change, so applying an event again is a no-op.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import Any
 
 from .changes import COLUMN_TYPES, WRITE_COLUMNS, WRITE_KEYS, WRITE_TABLES, RowChange, Write
@@ -38,7 +39,6 @@ CHECKPOINT_CHANNEL = "cairn_checkpoint"
 #: The session's temporary staging table and its columns, in COPY order.
 STAGE_TABLE = "cairn_stage"
 STAGE_COLUMNS: tuple[str, ...] = ("write", *sorted(COLUMN_TYPES))
-_STAGE_INDEX = {column: i for i, column in enumerate(STAGE_COLUMNS)}
 
 
 def _is_json(column: str) -> bool:
@@ -98,24 +98,31 @@ def stage_rows(changes: Iterable[RowChange], dumps: Callable[[Any], str]) -> lis
             continue
         rows[key] = row
     staged = []
-    width = len(STAGE_COLUMNS)
     for write, rows in by_write.items():
-        positions, json_at = _POSITIONS[write], _JSON_AT[write]
+        widen, json_at, tag = _WIDEN[write], _JSON_AT[write], write.value
         for row in rows.values():
-            values: list[Any] = [None] * width
-            values[0] = write.value
-            for position, value in zip(positions, row, strict=True):
-                values[position] = value
-            for position in json_at:
-                values[position] = dumps(values[position])
-            staged.append(tuple(values))
+            if json_at:
+                values = list(row)
+                for i in json_at:
+                    values[i] = dumps(values[i])
+                staged.append(widen((tag, *values, None)))
+            else:
+                staged.append(widen((tag, *row, None)))
     return staged
 
 
+def _widener(write: Write) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """Maps ``(tag, *row, None)`` to a staging row: each column's value, or the final None."""
+    columns = WRITE_COLUMNS[write]
+    absent = len(columns) + 1
+    sources = [0] + [columns.index(c) + 1 if c in columns else absent for c in STAGE_COLUMNS[1:]]
+    return itemgetter(*sources)
+
+
 _KEY_WIDTH = {write: len(WRITE_KEYS[write]) for write in Write}
-_POSITIONS = {write: [_STAGE_INDEX[c] for c in WRITE_COLUMNS[write]] for write in Write}
+_WIDEN = {write: _widener(write) for write in Write}
 _JSON_AT = {
-    write: [_STAGE_INDEX[c] for c in WRITE_COLUMNS[write] if _is_json(c)] for write in Write
+    write: [i for i, c in enumerate(WRITE_COLUMNS[write]) if _is_json(c)] for write in Write
 }
 
 

@@ -78,8 +78,12 @@ def parse_outputs(func: Any) -> list[OutputSpec]:
     """The outputs ``func`` declares through its return annotation."""
     try:
         hints = get_type_hints(func, include_extras=True)
-    except Exception:  # unresolvable forward refs: fall back to the raw annotation
-        hints = dict(getattr(func, "__annotations__", {}))
+    except Exception as exc:
+        raise StepDefinitionError(
+            f"The annotations of step '{func.__name__}' cannot be resolved ({type(exc).__name__}: "
+            f"{exc}). Under `from __future__ import annotations` they are evaluated later, in the "
+            "module's namespace: use module-level names in them (not a function's locals)."
+        ) from None
     if (
         "return" not in hints
         and inspect.signature(func).return_annotation is inspect.Signature.empty

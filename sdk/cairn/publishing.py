@@ -338,7 +338,7 @@ class EventPublisher:
         self._loop.create_task(self._drain_spool())
 
     async def _on_error(self, exc: Exception) -> None:
-        log.debug("publisher.nats_error", error=str(exc))
+        pass  # connection errors are handled by reconnecting and spooling
 
     async def _drain_spool(self) -> None:
         """Send everything spooled, in order; retry until it is all acknowledged."""

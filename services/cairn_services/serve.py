@@ -29,7 +29,6 @@ async def serve(
     """Project the log into Postgres and answer queries until ``stop`` is set (or a signal)."""
     projector = Projector(nats_url, database_url)
     await projector.start()
-    api = asyncio.create_task(serve_api(create_app(database_url, token=token), host, port))
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -37,12 +36,8 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
     log.info("serve.started", api=f"http://{host}:{port}")
     try:
-        await asyncio.wait(
-            [api, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
-        )
+        await serve_api(create_app(database_url, token=token), host, port, stop)
     finally:
-        api.cancel()
-        await asyncio.gather(api, return_exceptions=True)
         await projector.stop()
         log.info("serve.stopped")
 

@@ -1,6 +1,5 @@
 """Every artifact-naming rule, on real runs read back through the query API."""
 
-from __future__ import annotations
 
 from typing import Annotated
 
@@ -158,12 +157,14 @@ def test_mixed_static_and_dynamic_names_in_one_tuple(uid: str) -> None:
 
     run = p()
     subs = run.config.substitutions
-    assert list(Client().get_pipeline_run(run.id).steps["mixed_tuple"].outputs) == [
+    expected = [
         f"static_{uid}",
         f"{uid}_name_{subs['date']}_{subs['time']}",
         f"{uid}_name_resolution",
         "output_3",
     ]
+    assert list(run.steps["mixed_tuple"].outputs) == expected
+    assert list(Client().get_pipeline_run(run.id).steps["mixed_tuple"].outputs) == expected
 
 
 def test_two_outputs_resolving_to_one_name_is_an_error(uid: str) -> None:

@@ -1,6 +1,5 @@
 """Pipelines end to end: run with the SDK, read back through the query API."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any
 

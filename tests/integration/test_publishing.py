@@ -1,10 +1,10 @@
 """Publishing survives NATS going away mid-run; no server at all gives one clear message."""
 
-from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from typing import Annotated
 
 import pytest
@@ -31,6 +31,9 @@ def test_nats_stopped_during_a_run_loses_nothing(nats_server: NatsServer, uid: s
 
     @step
     def start_nats(x: int) -> Annotated[int, f"after_{uid}"]:
+        deadline = time.monotonic() + 10  # the client notices the outage asynchronously
+        while get_tracker().publisher.spooled == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert get_tracker().publisher.spooled > 0, "events should have been spooled"
         nats_server.start()
         return x + 1

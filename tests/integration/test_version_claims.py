@@ -1,6 +1,5 @@
 """Version numbers are claimed by compare-and-set: concurrent writers never collide."""
 
-from __future__ import annotations
 
 import os
 import subprocess
