@@ -30,6 +30,7 @@ from .context import StepContext, reset_step_context, set_step_context
 from .errors import ArtifactNameError, StepTypeError
 from .models import ArtifactVersion, PipelineRun, RunConfig, StepConfig, StepRun
 from .naming import OutputSpec, resolve_name, standard_substitutions
+from .outputs import save_outputs
 from .pipelines import Pipeline
 from .tracking import Tracker, get_tracker
 from .validation import check_type, json_parameter
@@ -41,7 +42,17 @@ class _Produced(msgspec.Struct):
     value: Any
     key: str
     claim: Future[ArtifactMaterialized]
-    artifact_version_id: str
+    template: ArtifactMaterialized
+
+    @property
+    def artifact_version_id(self) -> str:
+        return self.template.artifact_version_id
+
+    def stored(self) -> ArtifactMaterialized:
+        """The claimed version; while NATS is away (claim spooled) the version reads "pending"."""
+        if self.claim.done():
+            return self.claim.result()
+        return msgspec.structs.replace(self.template, version="pending")
 
 
 class _StepFailure(Exception):
@@ -236,8 +247,8 @@ class _RunExecution:
                     "give each output its own name"
                 )
             names[spec.key] = name
-        saved = self.tracker.save_outputs(
-            invocation.step, step_run_id, self.run_id, specs, values, names
+        saved = save_outputs(
+            self.tracker.store, invocation.step, step_run_id, self.run_id, specs, values, names
         )
         produced = []
         for spec, value, (template, requested) in zip(specs, values, saved, strict=True):
@@ -245,15 +256,14 @@ class _RunExecution:
             if requested is not None:
                 claim.result()  # an explicit version that is taken fails the step now
             key = names[spec.key] if spec.is_named else spec.key
-            item = _Produced(value, key, claim, template.artifact_version_id)
+            item = _Produced(value, key, claim, template)
             self.produced[(invocation.id, spec.key)] = item
             produced.append(item)
         return produced
 
     def result(self, duration: float) -> PipelineRun:
         versions = {
-            p.artifact_version_id: _artifact_version(p.claim.result())
-            for p in self.produced.values()
+            p.artifact_version_id: _artifact_version(p.stored()) for p in self.produced.values()
         }
         for name, step_run in self.step_runs.items():
             step_run.outputs = {

@@ -10,18 +10,15 @@ import os
 import sys
 import threading
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from cairn_events import ArtifactMaterialized, Event, is_numeric_version, new_id
+from cairn_events import ArtifactMaterialized, Event
 
-from .errors import ArtifactVersionError
 from .settings import Settings, resolve_settings
 
 if TYPE_CHECKING:
     from .artifact_stores import ArtifactStore
-    from .naming import OutputSpec
     from .publishing import EventPublisher
-    from .steps import Step
 
 
 class Tracker:
@@ -60,75 +57,8 @@ class Tracker:
             )
         return self.publisher.last_seq
 
-    def save_outputs(
-        self,
-        step: Step,
-        step_run_id: str,
-        run_id: str,
-        specs: list[OutputSpec],
-        values: list[Any],
-        names: dict[str, str],
-    ) -> list[tuple[ArtifactMaterialized, str | None]]:
-        """Store each output; all or none (files of a failed save are removed)."""
-        from .materializers import materializer_for, qualified_name
-
-        saved: list[tuple[ArtifactMaterialized, str | None]] = []
-        try:
-            for spec, value in zip(specs, values, strict=True):
-                config = spec.config
-                requested = _requested_version(config.version if config else None, names[spec.key])
-                materializer_cls = step.materializer_for_output(spec.key) or materializer_for(
-                    type(value)
-                )
-                artifact_version_id = new_id()
-                uri = self.store.artifact_uri(names[spec.key], artifact_version_id)
-                materializer = materializer_cls(uri, self.store)
-                materializer.save(value)
-                visualizations = materializer.save_visualizations(value)
-                content_hash, size = self.store.digest(uri)
-                artifact_type = (
-                    (config.artifact_type if config else None)
-                    or ("model" if config and config.is_model_artifact else None)
-                    or materializer_cls.ASSOCIATED_ARTIFACT_TYPE
-                )
-                template = ArtifactMaterialized(
-                    artifact_version_id=artifact_version_id,
-                    name=names[spec.key],
-                    version="",
-                    numeric_count=0,
-                    uri=uri,
-                    artifact_type=artifact_type,
-                    data_type=qualified_name(type(value)),
-                    materializer=qualified_name(materializer_cls),
-                    content_hash=content_hash,
-                    size=size,
-                    producer_run_id=run_id,
-                    producer_step_run_id=step_run_id,
-                    output_name=spec.key,
-                    tags=list(config.tags) if config else [],
-                    visualizations=visualizations,
-                )
-                saved.append((template, requested))
-        except BaseException:
-            for template, _ in saved:
-                self.store.rmtree(template.uri)
-            raise
-        return saved
-
     def close(self) -> None:
         self.publisher.close()
-
-
-def _requested_version(version: str | int | None, name: str) -> str | None:
-    if version is None:
-        return None
-    text = str(version)
-    if is_numeric_version(text) or not text.strip():
-        raise ArtifactVersionError(
-            f"Artifact '{name}' was given the version {version!r}; numbered versions are "
-            "assigned by Cairn. Use a label such as 'v3-final' or 'prod', or leave version out."
-        )
-    return text
 
 
 _tracker: Tracker | None = None
