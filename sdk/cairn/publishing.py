@@ -147,7 +147,8 @@ class EventPublisher:
 
     @property
     def spooled(self) -> int:
-        return len(self.spool.read())
+        """How many events wait in the spool for NATS."""
+        return len(self.spool.read()[0])
 
     # -- loop side ---------------------------------------------------------------
 
@@ -194,10 +195,12 @@ class EventPublisher:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._queue and not self._spool_pending:
-                if not self._connected:
+            while self._queue:
+                if not self._connected:  # keep order: everything after the gap goes to the spool
                     self._spool_items(list(self._queue))
                     self._queue.clear()
+                    break
+                if self._spool_pending:  # a drain is under way; it wakes us when done
                     break
                 item = self._queue.popleft()
                 if isinstance(item, _Claim):
@@ -343,14 +346,17 @@ class EventPublisher:
     async def _drain_spool(self) -> None:
         """Send everything spooled, in order; retry until it is all acknowledged."""
         while self._spool_pending and self._connected:
+            entries, end = self.spool.read()
             try:
-                for entry in self.spool.read():
+                for entry in entries:
                     await self._send_spooled(entry)
             except Exception as exc:  # still not accepting (JetStream may lag the reconnect)
                 log.info("publisher.spool_drain_retry", error=str(exc))
                 await asyncio.sleep(0.5)
                 continue
-            self.spool.clear()
+            self.spool.discard_through(end)
+            if self.spool.read()[0]:  # spooled while we drained: go round again
+                continue
             self._spool_pending = False
             assert self._wakeup is not None
             self._wakeup.set()

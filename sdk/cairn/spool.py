@@ -54,17 +54,25 @@ class Spool:
         os.write(fd, b"".join(_encoder.encode(e) + b"\n" for e in entries))
         os.fsync(fd)
 
-    def read(self) -> list[SpoolEntry]:
+    def read(self) -> tuple[list[SpoolEntry], int]:
+        """Every spooled entry, and the file offset just past them."""
         if self._fd is None:
-            return []
+            return [], 0
         with open(self.path, "rb") as f:
-            return [_decoder.decode(line) for line in f if line.strip()]
+            data = f.read()
+        return [_decoder.decode(line) for line in data.splitlines() if line.strip()], len(data)
 
-    def clear(self) -> None:
-        """Forget every entry (they were all acknowledged)."""
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            os.fsync(self._fd)
+    def discard_through(self, offset: int) -> None:
+        """Forget the entries before ``offset`` (they were acknowledged); keep any added since."""
+        if self._fd is None:
+            return
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            rest = f.read()
+        os.ftruncate(self._fd, 0)
+        if rest:
+            os.write(self._fd, rest)
+        os.fsync(self._fd)
 
     def adopt_orphans(self) -> int:
         """Move entries of spool files no live process holds into this one; return how many."""

@@ -72,3 +72,73 @@ def test_no_server_at_all_gives_one_clear_message(tmp_path: os.PathLike[str]) ->
     last_line = done.stderr.strip().splitlines()[-1]
     assert "StackUnavailableError: Cannot reach NATS at nats://127.0.0.1:" in last_line
     assert "cairn up" in last_line and "CAIRN_NATS_URL" in last_line
+
+
+ORPHAN_WRITER = """
+import pathlib, sys, time
+from typing import Annotated
+from cairn import pipeline, step
+
+signals = pathlib.Path(sys.argv[1])
+
+@step
+def first() -> Annotated[int, "orphan_first_" + sys.argv[2]]:
+    return 1
+
+@step
+def second(x: int) -> Annotated[int, "orphan_second_" + sys.argv[2]]:
+    (signals / "ready").touch()
+    while not (signals / "go").exists():  # the test stops NATS meanwhile
+        time.sleep(0.02)
+    return x + 1
+
+@pipeline(name="orphan_" + sys.argv[2])
+def orphan() -> None:
+    second(first())
+
+run = orphan()
+print("RUN", run.id)
+"""
+
+
+@pytest.mark.usefixtures("cairn_stack")
+def test_events_spooled_by_a_process_that_exited_are_sent_by_the_next(
+    nats_server: NatsServer, uid: str, tmp_path: os.PathLike[str]
+) -> None:
+    from pathlib import Path
+
+    signals = Path(tmp_path)
+    env = {**os.environ, "CAIRN_FLUSH_TIMEOUT": "1"}
+    writer = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_WRITER, str(signals), uid],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (signals / "ready").exists():
+        assert writer.poll() is None and time.monotonic() < deadline, writer.stderr.read() if writer.stderr else ""
+        time.sleep(0.02)
+    nats_server.stop()
+    try:
+        (signals / "go").touch()
+        out, err = writer.communicate(timeout=60)
+        assert writer.returncode == 0, err
+        assert "events are kept in" in err  # it told the user where the events wait
+        run_id = out.split("RUN ")[1].strip()
+        spool_dir = Path(os.environ["CAIRN_HOME"]) / "spool"
+        assert any(p.stat().st_size for p in spool_dir.glob("*.spool"))
+    finally:
+        nats_server.start()
+
+    # the next Cairn process adopts the orphaned spool when it connects
+    helper = "from cairn.tracking import get_tracker; get_tracker().flush()"
+    done = subprocess.run([sys.executable, "-c", helper], env=os.environ.copy(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    stored = Client().get_pipeline_run(run_id)  # read-your-writes cannot help here: poll
+    deadline = time.monotonic() + 20
+    while stored.status != "completed" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        stored = Client().get_pipeline_run(run_id)
+    assert stored.status == "completed"
+    assert stored.steps["second"].output.load() == 2
+    assert stored.steps["second"].output.version == "1"
+    assert not any(p.stat().st_size for p in spool_dir.glob("*.spool"))
