@@ -160,13 +160,14 @@ class EventPublisher:
         self._nc = await nats.connect(
             self.nats_url,
             connect_timeout=self.connect_timeout,
-            max_reconnect_attempts=-1,
+            allow_reconnect=False,  # fail fast on the first connect (bad credentials, wrong port)
             reconnect_time_wait=0.2,
-            allow_reconnect=True,
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,
             error_cb=self._on_error,
         )
+        # once connected, ride out any outage: the spool keeps what NATS cannot take meanwhile
+        self._nc.options.update(allow_reconnect=True, max_reconnect_attempts=-1)
         self._js = self._nc.jetstream(publish_async_max_pending=10_000)
         try:
             await self._js.stream_info(STREAM)

@@ -259,3 +259,43 @@ def test_step_defined_inside_a_function_with_custom_materializer(uid: str, tmp_p
     assert output.materializer.endswith("PointMaterializer")
     loaded = output.load()
     assert (loaded.x, loaded.y) == (2, 3)
+
+
+NO_SOURCE_SCRIPT = """
+from typing import Annotated, Tuple
+from cairn import pipeline, step
+
+@step
+def split_pair() -> Tuple[int, int]:
+    return 1, 2
+
+@step
+def named() -> Annotated[str, "no_source_{uid}"]:
+    return "from stdin"
+
+@pipeline(name="no_source_{uid}")
+def p() -> None:
+    split_pair()
+    named()
+
+run = p()
+print(sorted(run.steps["split_pair"].outputs), run.steps["named"].output.load())
+"""
+
+
+def test_steps_defined_without_a_source_file_run(uid: str) -> None:
+    """Code fed on stdin (like an exec'd notebook cell) has no source for inspect to read."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-"],
+        input=NO_SOURCE_SCRIPT.replace("{uid}", uid),
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "['output_0', 'output_1'] from stdin" in done.stdout

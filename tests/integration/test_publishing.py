@@ -142,3 +142,28 @@ def test_events_spooled_by_a_process_that_exited_are_sent_by_the_next(
     assert stored.steps["second"].output.load() == 2
     assert stored.steps["second"].output.version == "1"
     assert not any(p.stat().st_size for p in spool_dir.glob("*.spool"))
+
+
+def test_nats_locked_with_credentials(tmp_path: os.PathLike[str]) -> None:
+    from pathlib import Path
+
+    script = (
+        "from cairn import pipeline, step\n"
+        "@step\ndef s() -> int:\n    return 1\n"
+        "@pipeline\ndef locked():\n    s()\n"
+        "print('VERSION', locked().steps['s'].output.version)\n"
+    )
+    with NatsServer(Path(tmp_path) / "nats", user="cairn", password="s3cret-pw") as server:
+        port = server.url.rsplit(":", 1)[1]
+
+        def run(url: str) -> subprocess.CompletedProcess[str]:
+            env = {**os.environ, "CAIRN_NATS_URL": url, "CAIRN_HOME": str(tmp_path), "CAIRN_ARTIFACT_STORE": str(tmp_path)}
+            return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+
+        ok = run(f"nats://cairn:s3cret-pw@127.0.0.1:{port}")
+        assert ok.returncode == 0, ok.stderr
+        assert "VERSION 1" in ok.stdout
+        refused = run(f"nats://cairn:wrong-pw@127.0.0.1:{port}")
+        assert refused.returncode != 0
+        assert "Cannot reach NATS at nats://***@127.0.0.1:" in refused.stderr
+        assert "wrong-pw" not in refused.stderr

@@ -1,0 +1,220 @@
+"""The query API over a real projector and Postgres, as the SDK's Client sees it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import msgspec
+import nats
+import pytest
+from cairn.models import ArtifactVersion, ErrorBody, PipelineRun
+from cairn_events import STREAM, ArtifactMaterialized, Event, Header, encode, subject_of
+from cairn_services.api import create_app, serve_api
+from cairn_services.projector import Projector, consumer_name, ensure_streams
+from cairn_services.stack import free_port
+from nats.js import JetStreamContext
+from starlette.applications import Starlette
+from test_projector import run_events  # same folder: pytest puts it on sys.path
+
+TOKEN = "s3cret"
+
+
+class Stack:
+    """A projector, the API app in-process, and a publisher, all on one fresh database."""
+
+    def __init__(self, js: JetStreamContext, client: httpx.AsyncClient, projector: Projector):
+        self.js, self.client, self.projector = js, client, projector
+
+    async def publish(self, events: list[Event]) -> int:
+        seq = 0
+        for event in events:
+            headers = {Header.MSG_ID.value: event.event_id}
+            seq = (await self.js.publish(subject_of(event), encode(event), headers=headers)).seq
+        return seq
+
+    async def get(self, path: str, type_: Any, expect: int = 200, **params: Any) -> Any:
+        response = await self.client.get(path, params=params)
+        assert response.status_code == expect, response.text
+        return msgspec.json.decode(response.content, type=type_)
+
+
+@contextlib.asynccontextmanager
+async def running(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client calling ``app`` in-process, with its lifespan entered."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cairn") as client:
+            yield client
+
+
+@pytest.fixture
+async def stack(nats_url: str, fresh_database: str) -> AsyncIterator[Stack]:
+    name = f"api-{uuid.uuid4().hex[:8]}"
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await ensure_streams(js)
+    projector = Projector(nats_url, fresh_database, name=name, batch_size=500)
+    await projector.start()
+    app = create_app(fresh_database, projector_name=name, min_seq_timeout=2.0)
+    try:
+        async with running(app) as client:
+            yield Stack(js, client, projector)
+    finally:
+        await projector.stop()
+        await js.delete_consumer(STREAM, consumer_name(name))
+        await nc.close()
+
+
+def version(tag: str, what: str, number: str, count: int) -> ArtifactMaterialized:
+    return ArtifactMaterialized(
+        artifact_version_id=f"av-{tag}-{what}-{number}",
+        name=f"{tag}::{what}",
+        version=number,
+        numeric_count=count,
+        uri=f"/store/{tag}/{what}/{number}",
+        artifact_type="data",
+        data_type="builtins.dict",
+        materializer="cairn.materializers.BuiltInMaterializer",
+        content_hash="h",
+        size=1,
+    )
+
+
+async def test_a_run_reads_back_with_steps_inputs_and_outputs(stack: Stack) -> None:
+    tag = uuid.uuid4().hex[:8]
+    seq = await stack.publish(run_events(tag))
+
+    run = await stack.get(f"/runs/training-{tag}", PipelineRun, min_seq=seq)
+    assert (run.id, run.status, run.config.parameters) == (f"run-{tag}", "completed", {"lr": 0.1})
+    assert list(run.steps) == ["loader", "trainer"]
+    trainer = run.steps["trainer"]
+    assert trainer.inputs["data"].id == f"av-{tag}-data"
+    assert trainer.output.name == f"{tag}::model"
+    assert trainer.output.producer_step_run_id == trainer.id
+    assert (await stack.get(f"/runs/run-{tag}", PipelineRun)).name == f"training-{tag}"
+
+    runs = await stack.get("/runs", list[PipelineRun], pipeline_name=f"training-{tag}")
+    assert [r.id for r in runs] == [f"run-{tag}"] and runs[0].steps
+    assert await stack.get("/runs", list[PipelineRun], pipeline_name=tag, status="failed") == []
+
+
+async def test_artifact_versions_by_name_version_latest_and_id(stack: Stack) -> None:
+    tag = uuid.uuid4().hex[:8]
+    name = f"{tag}::model"
+    seq = await stack.publish(
+        [version(tag, "model", "1", 1), version(tag, "model", "2", 2)]
+        + [version(tag, "model", "golden", 2), version(tag, "data", "1", 1)]
+    )
+
+    versions = await stack.get(f"/artifacts/{name}/versions", list[ArtifactVersion], min_seq=seq)
+    assert [v.version for v in versions] == ["1", "2", "golden"]
+    latest = await stack.get(f"/artifacts/{name}/versions/latest", ArtifactVersion)
+    assert latest.version == "2"  # the highest number wins over a newer custom version
+    assert (await stack.get(f"/artifacts/{name}/versions/golden", ArtifactVersion)).uri.endswith(
+        "/golden"
+    )
+    by_id = await stack.get(f"/artifact-versions/{latest.id}", ArtifactVersion)
+    assert by_id == latest
+
+    listing = await stack.get("/artifacts", list[dict[str, Any]])
+    mine = {a["name"]: a for a in listing if a["name"].startswith(tag)}
+    assert mine[name]["version_count"] == 3
+    assert mine[name]["latest_version"] == "2"
+    assert mine[f"{tag}::data"]["latest"]["id"] == f"av-{tag}-data-1"
+
+
+async def test_not_found_says_what_exists(stack: Stack) -> None:
+    tag = uuid.uuid4().hex[:8]
+    seq = await stack.publish(
+        [version(tag, "model", "1", 1), version(tag, "model", "2", 2)] + run_events(tag)
+    )
+
+    error = await stack.get(f"/artifacts/{tag}::model/versions/3", ErrorBody, 404, min_seq=seq)
+    assert error.error == "not_found"
+    assert error.message == f"Artifact '{tag}::model' has no version '3'; versions: 1, 2 (latest 2)"
+
+    error = await stack.get(f"/artifacts/{tag}::modle/versions/latest", ErrorBody, 404)
+    assert error.message.startswith(
+        f"No artifact named '{tag}::modle'; similar names: {tag}::model"
+    )
+    error = await stack.get(f"/artifacts/{tag}::modle/versions", ErrorBody, 404)
+    assert "similar names" in error.message
+
+    error = await stack.get(f"/runs/no-such-{tag}", ErrorBody, 404)
+    assert error.message.startswith(
+        f"No pipeline run with name or id 'no-such-{tag}'; latest runs:"
+    )
+    assert f"training-{tag}" in error.message
+
+    error = await stack.get(f"/artifact-versions/{tag}::model", ErrorBody, 404)
+    assert "is an artifact name" in error.message
+
+
+async def test_bad_query_parameters_are_400(stack: Stack) -> None:
+    for params in ({"limit": "many"}, {"limit": 0}, {"status": "exploded"}, {"min_seq": -1}):
+        error = await stack.get("/runs", ErrorBody, 400, **params)
+        assert error.error == "bad_request"
+        assert next(iter(params)) in error.message
+
+
+async def test_min_seq_waits_for_the_projector_then_gives_up_with_503(stack: Stack) -> None:
+    tag = uuid.uuid4().hex[:8]
+    pending = asyncio.create_task(
+        stack.get(f"/runs/training-{tag}", PipelineRun, min_seq=await _next_seq(stack))
+    )
+    await asyncio.sleep(0.2)  # the request is waiting for a sequence nobody published yet
+    await stack.publish(run_events(tag))
+    assert (await pending).name == f"training-{tag}"
+
+    health = await stack.get("/health", dict[str, Any])
+    assert health["status"] == "ok" and health["checkpoint"] >= stack.projector.checkpoint - 1
+    wanted = stack.projector.checkpoint + 1000
+    error = await stack.get("/runs", ErrorBody, 503, min_seq=wanted)
+    assert error.error == "projector_behind"
+    assert f"needs {wanted}" in error.message
+
+
+async def test_a_token_guards_everything_but_health(fresh_database: str) -> None:
+    app = create_app(fresh_database, projector_name="nobody", token=TOKEN)
+    async with running(app) as client:
+        refused = await client.get("/runs")
+        assert refused.status_code == 401
+        assert msgspec.json.decode(refused.content, type=ErrorBody).error == "unauthorized"
+        wrong = await client.get("/runs", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        allowed = await client.get("/runs", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert allowed.status_code == 200 and allowed.json() == []
+        assert (await client.get("/health")).json() == {"status": "ok", "checkpoint": 0}
+
+
+async def test_serve_api_answers_over_tcp_and_stops_cleanly(fresh_database: str) -> None:
+    port = free_port()
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve_api(create_app(fresh_database), "127.0.0.1", port, stop))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        for _ in range(200):
+            with contextlib.suppress(httpx.TransportError):
+                if (await client.get("/health")).status_code == 200:
+                    break
+            await asyncio.sleep(0.05)
+        missing = await client.get("/no/such/route")
+        assert missing.status_code == 404
+        assert msgspec.json.decode(missing.content, type=ErrorBody).error == "not_found"
+    stop.set()
+    await asyncio.wait_for(server, 10)
+
+    cancelled = asyncio.create_task(serve_api(create_app(fresh_database), "127.0.0.1", port))
+    await asyncio.sleep(0.5)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(cancelled, 10)
+
+
+async def _next_seq(stack: Stack) -> int:
+    info = await stack.js.stream_info(STREAM)
+    return int(info.state.last_seq) + 1
