@@ -139,7 +139,8 @@ class EventPublisher:
     def close(self, timeout: float = 5.0) -> None:
         if not self._thread.is_alive():
             return
-        self.flush(timeout)
+        if self._connected:  # while NATS is away the spool already holds what is left
+            self.flush(timeout)
         asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
