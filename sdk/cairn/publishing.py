@@ -72,6 +72,8 @@ class EventPublisher:
             target=self._loop.run_forever, name="cairn-publisher", daemon=True
         )
         self._queue: collections.deque[_Send | _Claim] = collections.deque()
+        self._incoming: collections.deque[_Send | _Claim] = collections.deque()
+        self._wake_scheduled = False
         self._inflight: collections.deque[tuple[_Send, asyncio.Future[Any]]] = collections.deque()
         self._claims: set[asyncio.Task[None]] = set()
         self._spooled_claims: dict[str, Future[ArtifactMaterialized]] = {}
@@ -115,16 +117,23 @@ class EventPublisher:
 
     def publish(self, event: Event) -> None:
         """Queue ``event`` for sending; returns at once."""
-        item = _Send(subject_of(event), encode(event), event.event_id)
-        self._loop.call_soon_threadsafe(self._enqueue, item)
+        self._hand_over(_Send(subject_of(event), encode(event), event.event_id))
 
     def claim(
         self, template: ArtifactMaterialized, requested: str | None
     ) -> Future[ArtifactMaterialized]:
         """Claim the next version of ``template.name`` (or ``requested``); resolves to the stored event."""
         future: Future[ArtifactMaterialized] = Future()
-        self._loop.call_soon_threadsafe(self._enqueue, _Claim(template, requested, future))
+        self._hand_over(_Claim(template, requested, future))
         return future
+
+    def _hand_over(self, item: _Send | _Claim) -> None:
+        # Wake the loop once for everything handed over meanwhile: each wake-up costs the
+        # caller's thread a GIL hand-off, which is most of the per-step overhead.
+        self._incoming.append(item)  # before reading the flag: see _take_incoming
+        if not self._wake_scheduled:
+            self._wake_scheduled = True
+            self._loop.call_soon_threadsafe(self._take_incoming)
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything queued is acknowledged; False if NATS stayed away too long."""
@@ -187,8 +196,10 @@ class EventPublisher:
         if self._nc is not None:
             await self._nc.close()
 
-    def _enqueue(self, item: _Send | _Claim) -> None:
-        self._queue.append(item)
+    def _take_incoming(self) -> None:
+        self._wake_scheduled = False  # before draining, so a later hand-over schedules a new wake
+        while self._incoming:
+            self._queue.append(self._incoming.popleft())
         assert self._wakeup is not None
         self._wakeup.set()
 
@@ -389,7 +400,7 @@ class EventPublisher:
 
     async def _drained(self) -> None:
         while True:
-            if self._queue or self._spool_pending:
+            if self._incoming or self._queue or self._spool_pending:
                 await asyncio.sleep(0.005)
                 continue
             pending: list[Any] = [ack for _, ack in self._inflight if not ack.done()]
