@@ -21,26 +21,22 @@ from .folds import (
 )
 from .migrations import MIGRATIONS, Migration, MigrationError, migrate
 from .writes import (
-    APPLY_STAGED_SQL,
     CHECKPOINT_CHANNEL,
     CHECKPOINT_SQL,
     DEAD_LETTER_SQL,
-    STAGE_COLUMNS,
-    STAGE_TABLE,
     STAGING_DDL,
+    apply_staged_sql,
     stage_rows,
+    staging_table,
     upsert_sql,
 )
 
 __all__ = [
-    "APPLY_STAGED_SQL",
     "CHECKPOINT_CHANNEL",
     "CHECKPOINT_SQL",
     "COLUMN_TYPES",
     "DEAD_LETTER_SQL",
     "MIGRATIONS",
-    "STAGE_COLUMNS",
-    "STAGE_TABLE",
     "STAGING_DDL",
     "WRITE_COLUMNS",
     "WRITE_KEYS",
@@ -50,6 +46,7 @@ __all__ = [
     "MigrationError",
     "RowChange",
     "Write",
+    "apply_staged_sql",
     "fold",
     "fold_all",
     "fold_artifact_materialized",
@@ -63,5 +60,6 @@ __all__ = [
     "quote_ident",
     "server_settings",
     "stage_rows",
+    "staging_table",
     "upsert_sql",
 ]

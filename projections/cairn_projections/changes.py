@@ -82,8 +82,8 @@ WRITE_COLUMNS: dict[Write, tuple[str, ...]] = {
         "error_message",
         "traceback",
     ),
-    Write.STEP_INPUT: ("step_run_id", "key", "artifact_version_id"),
-    Write.STEP_OUTPUT: ("step_run_id", "key", "artifact_version_id"),
+    Write.STEP_INPUT: ("step_run_id", "key", "artifact_version_id", "position"),
+    Write.STEP_OUTPUT: ("step_run_id", "key", "artifact_version_id", "position"),
     Write.ARTIFACT_VERSION: (
         "id",
         "name",
@@ -129,6 +129,7 @@ COLUMN_TYPES: dict[str, str] = {
     "step_run_id": "text",
     "key": "text",
     "artifact_version_id": "text",
+    "position": "integer",
     "version": "text",
     "numeric_version": "bigint",
     "numeric_count": "bigint",

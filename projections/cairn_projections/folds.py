@@ -186,12 +186,13 @@ def _require(event: Any, fields: tuple[str, ...]) -> None:
 
 
 def _edges(write: Write, event: Any, step_run_id: str, edges: dict[str, str]) -> list[RowChange]:
+    """One edge per entry; ``position`` keeps the order the step declared them in."""
     changes = []
-    for key, artifact_version_id in edges.items():
+    for position, (key, artifact_version_id) in enumerate(edges.items()):
         if not key or not artifact_version_id:
             raise FoldError(
                 f"{event.tag} {event.event_id}: lineage edge {key!r} -> "
                 f"{artifact_version_id!r} has an empty key or artifact version id"
             )
-        changes.append(RowChange(write, (step_run_id, key, artifact_version_id)))
+        changes.append(RowChange(write, (step_run_id, key, artifact_version_id, position)))
     return changes

@@ -46,7 +46,7 @@ CREATE TABLE pipeline_runs (
     error         text,
     failed_step   text,
     status        text GENERATED ALWAYS AS (COALESCE(outcome, 'running')) STORED
-);
+) WITH (fillfactor = 70);
 CREATE INDEX pipeline_runs_newest ON pipeline_runs (started_at DESC NULLS LAST, id DESC);
 CREATE INDEX pipeline_runs_by_pipeline
     ON pipeline_runs (pipeline_name, started_at DESC NULLS LAST, id DESC);
@@ -69,7 +69,7 @@ CREATE TABLE step_runs (
     error_message  text,
     traceback      text,
     status         text GENERATED ALWAYS AS (COALESCE(outcome, 'running')) STORED
-);
+) WITH (fillfactor = 70);
 CREATE INDEX step_runs_by_run ON step_runs (run_id);
 
 CREATE TABLE artifact_versions (
@@ -100,6 +100,7 @@ CREATE TABLE step_inputs (
     step_run_id         text NOT NULL,
     key                 text NOT NULL,
     artifact_version_id text NOT NULL,
+    position            integer NOT NULL DEFAULT 0,
     PRIMARY KEY (step_run_id, key)
 );
 CREATE INDEX step_inputs_by_artifact ON step_inputs (artifact_version_id);
@@ -108,6 +109,7 @@ CREATE TABLE step_outputs (
     step_run_id         text NOT NULL,
     key                 text NOT NULL,
     artifact_version_id text NOT NULL,
+    position            integer NOT NULL DEFAULT 0,
     PRIMARY KEY (step_run_id, key)
 );
 CREATE INDEX step_outputs_by_artifact ON step_outputs (artifact_version_id);

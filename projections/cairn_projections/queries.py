@@ -6,7 +6,8 @@ Every function takes a connection whose ``search_path`` selects the schema
 API's response shapes (``cairn.models``): an artifact version dict has ``id``,
 ``name``, ``version``, ``type``, ...; a run dict has ``config`` and ``steps``
 (keyed by step name), each step ``inputs`` / ``outputs`` keyed by argument
-name / output key and holding artifact version dicts. Edges whose artifact
+name / output key (in the order the step declared them) and holding artifact
+version dicts. Edges whose artifact
 version is not projected yet are left out until it is.
 """
 
@@ -227,13 +228,13 @@ async def _attach_edges(conn: Queryable, steps: dict[str, dict[str, Any]]) -> No
     rows = await conn.fetch(
         f"""
         SELECT e.side, e.step_run_id, e.key, {_AV_SELECT}
-        FROM (SELECT 'inputs' AS side, step_run_id, key, artifact_version_id
+        FROM (SELECT 'inputs' AS side, step_run_id, key, artifact_version_id, position
                 FROM step_inputs WHERE step_run_id = ANY($1::text[])
               UNION ALL
-              SELECT 'outputs', step_run_id, key, artifact_version_id
+              SELECT 'outputs', step_run_id, key, artifact_version_id, position
                 FROM step_outputs WHERE step_run_id = ANY($1::text[])) e
         JOIN artifact_versions av ON av.id = e.artifact_version_id
-        ORDER BY e.side, e.step_run_id, e.key
+        ORDER BY e.side, e.step_run_id, e.position, e.key
         """,
         list(steps),
     )

@@ -131,7 +131,7 @@ async def test_artifact_versions_by_name_version_latest_and_id(stack: Stack) -> 
 async def test_not_found_says_what_exists(stack: Stack) -> None:
     tag = uuid.uuid4().hex[:8]
     seq = await stack.publish(
-        [version(tag, "model", "1", 1), version(tag, "model", "2", 2)] + run_events(tag)
+        [version(tag, "model", "1", 1), version(tag, "model", "2", 2)] + run_events(f"r{tag}")
     )
 
     error = await stack.get(f"/artifacts/{tag}::model/versions/3", ErrorBody, 404, min_seq=seq)
@@ -149,7 +149,7 @@ async def test_not_found_says_what_exists(stack: Stack) -> None:
     assert error.message.startswith(
         f"No pipeline run with name or id 'no-such-{tag}'; latest runs:"
     )
-    assert f"training-{tag}" in error.message
+    assert f"training-r{tag}" in error.message
 
     error = await stack.get(f"/artifact-versions/{tag}::model", ErrorBody, 404)
     assert "is an artifact name" in error.message

@@ -35,6 +35,7 @@ from cairn_services.projector import (
 )
 from cairn_services.projector.consumer import EventFeed
 from cairn_services.projector.writer import ProjectionWriter
+from cairn_services.stack import NatsServer
 from nats.js import JetStreamContext
 
 T0 = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
@@ -261,7 +262,8 @@ async def test_a_restart_after_commit_but_before_ack_applies_nothing_twice(
     assert await count_rows(fresh_database, second) == FULL_RUN
     [checkpoint] = await fetch(fresh_database, "SELECT last_seq FROM projector_checkpoints")
     assert checkpoint["last_seq"] >= more[-1]
-    assert await fetch(fresh_database, "SELECT * FROM dead_letters") == []
+    ours = "SELECT * FROM dead_letters WHERE seq >= $1"  # the stream is shared with other tests
+    assert await fetch(fresh_database, ours, seqs[0]) == []
 
 
 async def test_a_failed_commit_is_retried_from_the_checkpoint(
@@ -288,6 +290,53 @@ async def test_a_failed_commit_is_retried_from_the_checkpoint(
     assert await count_rows(fresh_database, tag) == FULL_RUN
 
 
+async def test_the_projector_reconnects_when_postgres_drops_its_connection(
+    projector: Projector, js: JetStreamContext, fresh_database: str
+) -> None:
+    first, second = uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
+    seqs = await publish(js, run_events(first))
+    await projector.start()
+    await projector.run_until(seqs[-1], timeout=30)
+
+    killed = await fetch(
+        fresh_database,
+        "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    assert killed and all(row["killed"] for row in killed)
+    more = await publish(js, run_events(second))
+    await projector.run_until(more[-1], timeout=30)
+
+    assert await count_rows(fresh_database, first) == FULL_RUN
+    assert await count_rows(fresh_database, second) == FULL_RUN
+
+
+async def test_the_projector_resumes_after_a_nats_server_restart(
+    projector: Projector, js: JetStreamContext, fresh_database: str, nats_server: NatsServer
+) -> None:
+    first, second = uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
+    seqs = await publish(js, run_events(first))
+    await projector.start()
+    await projector.run_until(seqs[-1], timeout=30)
+
+    nats_server.stop()
+    nats_server.start()  # same port and store: the stream and the durable consumer survive
+    more = await _publish_when_back(js, run_events(second))
+    await projector.run_until(more[-1], timeout=60)
+
+    assert await count_rows(fresh_database, first) == FULL_RUN
+    assert await count_rows(fresh_database, second) == FULL_RUN
+
+
+async def _publish_when_back(js: JetStreamContext, events: list[Event]) -> list[int]:
+    for _ in range(100):
+        try:
+            return await publish(js, events)
+        except (nats.errors.Error, TimeoutError):
+            await asyncio.sleep(0.2)
+    raise AssertionError("could not publish after the NATS server restarted")
+
+
 async def test_bad_events_are_dead_lettered_and_the_rest_projected(
     projector: Projector, js: JetStreamContext, fresh_database: str, name: str
 ) -> None:
@@ -303,6 +352,10 @@ async def test_bad_events_are_dead_lettered_and_the_rest_projected(
     [clash] = await publish(  # same name and version as an existing one, another id
         js, [_replace(good, artifact_version_id=f"y-{tag}", event_id=f"c-{tag}")]
     )
+    [nul] = await publish(  # Postgres text cannot hold NUL: rejected by the database itself
+        js,
+        [RunStarted(run_id=f"nul-{tag}", run_name="a\x00b", pipeline_name="p", started_at=T0)],
+    )
     later = await publish(js, run_events(tag + "-later"))
 
     await projector.start()
@@ -312,22 +365,27 @@ async def test_bad_events_are_dead_lettered_and_the_rest_projected(
         row["seq"]: row
         for row in await fetch(fresh_database, "SELECT seq, reason, data FROM dead_letters")
     }
-    assert set(dead) >= {garbage, unfoldable, clash}
+    assert set(dead) >= {garbage, unfoldable, clash, nul}
     assert "not an event envelope" in dead[garbage]["reason"]
     assert "exceeds its numeric_count" in dead[unfoldable]["reason"]
     assert "artifact_versions_name_version" in dead[clash]["reason"]
+    assert "22021" in dead[nul]["reason"]
     assert dead[garbage]["data"] == b"\x00 not json"
     # both runs (tag and tag-later) complete; the rejected versions are nowhere
     assert await count_rows(fresh_database, tag) == {k: 2 * n for k, n in FULL_RUN.items()}
     assert seqs[-1] < later[-1]
 
+    # subscribers hear of each dead letter, keyed <projector>:<seq>, with the reason
     letters = await js.pull_subscribe(
         dead_letter_subject(name), durable=None, stream=DEAD_LETTER_STREAM
     )
-    msgs = await letters.fetch(3, timeout=5)
-    reasons = [m.headers[Header.DEAD_LETTER_REASON.value] for m in msgs if m.headers]
-    assert len(reasons) == 3 and "not an event envelope" in reasons[0]
+    announced = {}
+    for msg in await letters.fetch(len(dead), timeout=5):
+        assert msg.headers is not None
+        announced[msg.headers[Header.MSG_ID.value]] = msg.headers[Header.DEAD_LETTER_REASON.value]
     await letters.unsubscribe()
+    assert "not an event envelope" in announced[f"{name}:{garbage}"]
+    assert "exceeds its numeric_count" in announced[f"{name}:{unfoldable}"]
 
 
 async def test_arrival_order_does_not_change_the_read_model(

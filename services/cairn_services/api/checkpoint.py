@@ -14,7 +14,6 @@ from typing import Any
 
 import asyncpg
 import structlog
-
 from cairn_projections import CHECKPOINT_CHANNEL
 from cairn_projections.queries import get_checkpoint
 
@@ -27,7 +26,12 @@ class CheckpointWatcher:
     """Knows the checkpoint of one projector in one schema, and waits for it to move."""
 
     def __init__(
-        self, pool: asyncpg.Pool, database_url: str, schema: str, projector: str, poll_s: float = 0.25
+        self,
+        pool: asyncpg.Pool,
+        database_url: str,
+        schema: str,
+        projector: str,
+        poll_s: float = 0.25,
     ) -> None:
         self._pool, self._database_url = pool, database_url
         self._schema, self._projector = schema, projector

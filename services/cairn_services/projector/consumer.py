@@ -15,6 +15,7 @@ but never committed before a crash come back at once, with no ack-wait delay.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import deque
@@ -35,6 +36,7 @@ _STATUS = "Status"
 _PENDING_MSGS = "Nats-Pending-Messages"
 #: Requests that end without delivering everything (expired, consumer changes).
 _END_OF_REQUEST = {"408", "409"}
+_NO_RESPONDERS = "503"
 #: How long after a pull's expiry without any word from the server we assume it was lost.
 _LOST_PULL_GRACE_S = 2.0
 
@@ -77,16 +79,15 @@ class EventFeed:
         self._outstanding = 0
         self._last_word = 0.0
         self._sub: Subscription | None = None
+        self._inbox = ""
         self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         self._failure: str | None = None
 
     async def open(self, start_seq: int) -> None:
         """(Re)create the durable consumer delivering from ``start_seq`` and start pulling."""
         await self.close()
-        try:
+        with contextlib.suppress(NotFoundError):
             await self._js.delete_consumer(self._stream, self._consumer)
-        except NotFoundError:
-            pass
         config = ConsumerConfig(
             durable_name=self._consumer,
             description="Cairn projector: folds events into Postgres read models",
@@ -100,11 +101,10 @@ class EventFeed:
         await self._js.add_consumer(self._stream, config)
         self._buffer.clear()
         self._outstanding, self._failure = 0, None
-        inbox = self._nc.new_inbox()
+        self._inbox = self._nc.new_inbox()
         self._sub = await self._nc.subscribe(
-            inbox, cb=self._on_msg, pending_msgs_limit=8 * self._batch_size + 1000
+            self._inbox, cb=self._on_msg, pending_msgs_limit=8 * self._batch_size + 1000
         )
-        self._inbox = inbox
         await self._top_up()
         log.info("projector.consumer_opened", consumer=self._consumer, start_seq=start_seq)
 
@@ -114,18 +114,21 @@ class EventFeed:
         if sub is not None:
             try:
                 await sub.unsubscribe()
-            except Exception as exc:  # noqa: BLE001 - a closed connection has no subscription to remove
+            except Exception as exc:  # a closed connection has no subscription to remove
                 log.debug("projector.unsubscribe_failed", error=str(exc))
         self._buffer.clear()
 
     async def take(self, max_wait_s: float) -> list[Msg]:
-        """Up to one batch of buffered messages; waits up to ``max_wait_s`` while there are none."""
+        """Up to one batch of buffered messages; waits up to ``max_wait_s`` while there are none.
+
+        Raises ProjectorError when the feed is not open (closed after a failure).
+        """
+        if self._sub is None:
+            raise ProjectorError(f"consumer {self._consumer} is not open")
         if not self._buffer:
             self._arrived.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), max_wait_s)
-            except TimeoutError:
-                pass
         if self._failure is not None:
             raise ProjectorError(f"consumer {self._consumer} failed: {self._failure}")
         n = min(len(self._buffer), self._batch_size)
@@ -137,6 +140,11 @@ class EventFeed:
         """Ack ``msg`` and every message delivered before it (fire and forget)."""
         await msg.ack()
 
+    async def reconnected(self) -> None:
+        """The connection came back: pulls sent before are gone, so pull afresh."""
+        self._outstanding = 0
+        await self._top_up()
+
     async def _on_msg(self, msg: Msg) -> None:
         self._last_word = time.monotonic()
         headers = msg.headers
@@ -146,14 +154,19 @@ class EventFeed:
             self._buffer.append(msg)
             self._arrived.set()
             return
-        if status in _END_OF_REQUEST:
-            assert headers is not None
+        assert headers is not None
+        description = headers.get("Description", "")
+        if status == _NO_RESPONDERS:
+            # JetStream is not serving the consumer (yet): the next take() pulls again.
+            self._outstanding = 0
+        elif status in _END_OF_REQUEST:
             self._outstanding -= int(headers.get(_PENDING_MSGS, "0"))
-            description = headers.get("Description", "")
             if "Consumer Deleted" in description:
                 self._failure = "the consumer was deleted on the server"
                 self._arrived.set()
-            elif status == "409":
+            elif "Server Shutdown" in description:
+                self._outstanding = 0  # every pull dies with the server
+            if status == "409":
                 log.warning("projector.pull_ended", status=status, description=description)
             await self._top_up()
         # 100 (heartbeat) and anything else: nothing to do.

@@ -11,6 +11,7 @@ crash at any point loses nothing and applies nothing twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Self
 
@@ -88,7 +89,9 @@ class Projector:
         self._stopping = False
         self._checkpoint = await self._writer.open()
         try:
-            self._nc = await nats.connect(self._nats_url, max_reconnect_attempts=-1)
+            self._nc = await nats.connect(
+                self._nats_url, max_reconnect_attempts=-1, reconnected_cb=self._on_reconnected
+            )
             self._js = self._nc.jetstream()
             await ensure_streams(self._js)
             self._feed = EventFeed(
@@ -133,10 +136,8 @@ class Projector:
                     f"projector {self.name!r} reached {self._checkpoint}, not {seq}, "
                     f"within {timeout:.1f}s"
                 )
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._committed.wait(), min(remaining, 1.0))
-            except TimeoutError:
-                pass
         return self._checkpoint
 
     async def __aenter__(self) -> Self:
@@ -155,19 +156,22 @@ class Projector:
             try:
                 assert self._feed is not None
                 msgs = await self._feed.take(self._max_wait_s)
-                if committing is not None and (msgs or committing.done()):
-                    await committing  # commits stay in stream order; raises what it raised
-                    committing = None
                 if not msgs:
+                    if committing is not None and committing.done():
+                        committing, done = None, committing
+                        await done  # raises what the commit raised
                     continue
                 batch = await self._fold(msgs, folded)
                 folded = batch.last_seq
+                if committing is not None:
+                    await committing  # commits stay in stream order; raises what it raised
                 committing = asyncio.create_task(self._commit(batch))
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - any failure: back off, resume from checkpoint
-                committing = await _settle(committing)
+            except Exception as exc:  # any failure: back off, resume from checkpoint
+                await _settle(committing)
+                committing = None
                 log.warning(
                     "projector.batch_failed",
                     projector=self.name,
@@ -209,13 +213,18 @@ class Projector:
         await self._feed.ack_through(batch.last_msg)
 
     async def _resume(self) -> None:
-        """After a failure: reconnect to Postgres if needed and redeliver from the checkpoint."""
+        """After a failure: reconnect to Postgres if needed and redeliver from the checkpoint.
+
+        The feed is closed first, so until this succeeds nothing fetched before the
+        failure can be committed past an uncommitted batch (``take`` raises instead).
+        """
+        assert self._feed is not None
+        await self._feed.close()
         try:
             if not self._writer.connected:
                 self._checkpoint = await self._writer.open()
-            assert self._feed is not None
             await self._feed.open(self._checkpoint + 1)
-        except Exception as exc:  # noqa: BLE001 - the next cycle fails and backs off again
+        except Exception as exc:  # the next cycle fails and backs off again
             log.warning("projector.resume_failed", projector=self.name, error=str(exc))
 
     async def _publish_dead_letters(self, dead: list[DeadLetter]) -> None:
@@ -230,11 +239,16 @@ class Projector:
             }
             try:
                 await self._js.publish(subject, letter.data, timeout=5, headers=headers)
-            except Exception as exc:  # noqa: BLE001 - the table is the record; go on
+            except Exception as exc:  # the table is the record; go on
                 log.warning("projector.dead_letter_publish_failed", seq=letter.seq, error=str(exc))
             log.warning(
                 "projector.dead_lettered", projector=self.name, seq=letter.seq, reason=reason
             )
+
+    async def _on_reconnected(self) -> None:
+        log.info("projector.nats_reconnected", projector=self.name)
+        if self._feed is not None:
+            await self._feed.reconnected()
 
     def _pulse(self) -> None:
         event, self._committed = self._committed, asyncio.Event()
@@ -247,7 +261,7 @@ class Projector:
         if self._nc is not None:
             try:
                 await self._nc.drain()
-            except Exception as exc:  # noqa: BLE001 - closing a broken connection
+            except Exception as exc:  # closing a broken connection
                 log.debug("projector.nats_close_failed", error=str(exc))
             self._nc = None
         await self._writer.close()
@@ -259,5 +273,5 @@ async def _settle(task: asyncio.Task[None] | None) -> None:
         return
     try:
         await task
-    except Exception as exc:  # noqa: BLE001 - the caller resumes from the checkpoint anyway
+    except Exception as exc:  # the caller resumes from the checkpoint anyway
         log.warning("projector.commit_failed", error=f"{type(exc).__name__}: {exc}")

@@ -18,17 +18,16 @@ import asyncpg
 import msgspec
 import structlog
 from cairn_projections import (
-    APPLY_STAGED_SQL,
     CHECKPOINT_SQL,
     DEAD_LETTER_SQL,
-    STAGE_COLUMNS,
-    STAGE_TABLE,
     STAGING_DDL,
+    WRITE_COLUMNS,
     RowChange,
-    init_connection,
+    apply_staged_sql,
     migrate,
     server_settings,
     stage_rows,
+    staging_table,
 )
 from cairn_projections.queries import get_checkpoint
 
@@ -41,6 +40,9 @@ log = structlog.get_logger(__name__)
 #: integrity constraint violation, program limit exceeded (e.g. index row too big).
 _DATA_ERROR_CLASSES = ("22", "23", "54")
 _json_encode = msgspec.json.Encoder().encode
+_json_decode = msgspec.json.Decoder().decode
+#: jsonb's binary wire format: a version byte, then the JSON text.
+_JSONB_VERSION = b"\x01"
 
 
 def is_data_error(exc: BaseException) -> bool:
@@ -49,14 +51,27 @@ def is_data_error(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.PostgresError) and str(state)[:2] in _DATA_ERROR_CLASSES
 
 
-def _dumps(value: Any) -> str:
-    return _json_encode(value).decode()
+def _jsonb_encode(value: Any) -> bytes:
+    return _JSONB_VERSION + _json_encode(value)
+
+
+def _jsonb_decode(data: bytes) -> Any:
+    return _json_decode(data[1:])
 
 
 async def open_connection(database_url: str, schema: str) -> asyncpg.Connection:
-    """A connection selecting ``schema``, with jsonb read and written as Python values."""
+    """A connection selecting ``schema``, with jsonb as Python values in binary format.
+
+    Binary, because staged rows travel by binary COPY.
+    """
     conn = await asyncpg.connect(database_url, server_settings=server_settings(schema))
-    await init_connection(conn, dumps=_dumps, loads=msgspec.json.decode)
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=_jsonb_encode,
+        decoder=_jsonb_decode,
+        format="binary",
+    )
     return conn
 
 
@@ -90,6 +105,7 @@ class ProjectionWriter:
             await conn.close()
             raise
         self._conn = conn
+        log.info("projector.postgres_connected", projector=self._projector, seq=checkpoint)
         return checkpoint
 
     async def close(self) -> None:
@@ -97,7 +113,7 @@ class ProjectionWriter:
         if conn is not None and not conn.is_closed():
             try:
                 await conn.close(timeout=5)
-            except Exception:  # noqa: BLE001 - a broken connection can't be closed politely
+            except Exception:  # a broken connection can't be closed politely
                 conn.terminate()
 
     @property
@@ -129,7 +145,7 @@ class ProjectionWriter:
             for event in batch.projected:
                 try:
                     async with conn.transaction():  # a savepoint per event
-                        await _apply(conn, event.changes)
+                        await _apply(conn, event.changes, then_empty=True)
                 except asyncpg.PostgresError as exc:
                     if not is_data_error(exc):
                         raise
@@ -151,12 +167,17 @@ class ProjectionWriter:
         return self._conn
 
 
-async def _apply(conn: asyncpg.Connection, changes: Iterable[RowChange]) -> None:
-    """Stage the rows by one COPY, then upsert them all in one round trip."""
-    records = stage_rows(changes, _dumps)
-    if records:
-        await conn.copy_records_to_table(STAGE_TABLE, records=records, columns=STAGE_COLUMNS)
-        await conn.execute(APPLY_STAGED_SQL)
+async def _apply(
+    conn: asyncpg.Connection, changes: Iterable[RowChange], *, then_empty: bool = False
+) -> None:
+    """COPY each write's rows into its stage, then upsert them all in one round trip."""
+    staged = stage_rows(changes)
+    for write, records in staged.items():
+        await conn.copy_records_to_table(
+            staging_table(write), records=records, columns=WRITE_COLUMNS[write]
+        )
+    if staged:
+        await conn.execute(apply_staged_sql(staged, then_empty=then_empty))
 
 
 def _lock_key(schema: str, projector: str) -> int:
