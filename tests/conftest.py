@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
-from cairn_services.stack.nats_server import NatsServer
 from cairn_services.stack.in_thread import ServicesThread
+from cairn_services.stack.nats_server import NatsServer
 from cairn_services.stack.postgres_server import PostgresServer
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import structlog
-from cairn.settings import StackRecord, read_stack, reachable, stack_file, write_stack
+from cairn.settings import StackRecord, reachable, read_stack, stack_file, write_stack
 
 from .errors import StackError
 from .nats_server import NatsServer
