@@ -40,6 +40,7 @@ class EventCodec:
     ) -> None:
         types = tuple(event_types)
         self._current = {t.__struct_config__.tag: _current_schema(t) for t in types}
+        self._current_by_type = {t: _current_schema(t) for t in types}
         self._union: Any = types[0] if len(types) == 1 else _union_of(types)
         self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self._union)
         self._head = msgspec.json.Decoder(_Head)
@@ -55,6 +56,16 @@ class EventCodec:
 
     def decode(self, data: bytes) -> Any:
         """The event in ``data`` at its current shape; raises EventDecodeError otherwise."""
+        try:  # fast path: one typed pass for an event at its current schema
+            event = self._decoder.decode(data)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return self._decode_carefully(data)
+        if event.schema == self._current_by_type[type(event)]:
+            return event
+        return self._decode_carefully(data)
+
+    def _decode_carefully(self, data: bytes) -> Any:
+        """Read type and schema first: upgrade old shapes, explain what cannot be read."""
         try:
             head = self._head.decode(data)
         except msgspec.DecodeError as exc:
