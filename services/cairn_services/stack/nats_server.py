@@ -11,12 +11,12 @@ import sys
 import sysconfig
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import structlog
 
 from cairn_services.stack.errors import StackError
+from cairn_services.stack.managed import ManagedServer
 from cairn_services.stack.ports import (
     connect_host,
     log_tail,
@@ -59,7 +59,7 @@ def find_nats_server_binary() -> Path:
     )
 
 
-class NatsServer:
+class NatsServer(ManagedServer):
     """A nats-server with JetStream storing into `store_dir`, listening on host:port.
 
     After `start()` returns, clients can connect and JetStream is usable. The port
@@ -96,15 +96,6 @@ class NatsServer:
             raise StackError("NatsServer has no port yet: call start() first.")
         auth = f"{self.user}:{self.password}@" if self.user is not None else ""
         return f"nats://{auth}{connect_host(self.host)}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """The server's pid while it runs, else None."""
-        return self._proc.pid if self.running and self._proc else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> Self:
         """Start the server (no-op if running) and wait until it accepts clients."""
@@ -187,14 +178,3 @@ class NatsServer:
     def stop_pid(pid: int, timeout: float = 10.0) -> bool:
         """Stop a nats-server started elsewhere (e.g. detached by `cairn up`). True if gone."""
         return terminate_pid(pid, [signal.SIGTERM], timeout)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

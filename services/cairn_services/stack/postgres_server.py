@@ -10,12 +10,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import structlog
 
 from cairn_services.stack.errors import StackError
+from cairn_services.stack.managed import ManagedServer
 from cairn_services.stack.pg_binaries import (
     find_postgres_bin_dir,
     grant_read_tree,
@@ -34,7 +34,7 @@ log = structlog.get_logger(__name__)
 _SOCKET_PATH_MAX = 107
 
 
-class PostgresServer:
+class PostgresServer(ManagedServer):
     """A Postgres cluster in `data_dir` (initdb'd on first start) with database `database`.
 
     After `start()` returns, `dsn` accepts connections as user `postgres` with trust auth.
@@ -75,15 +75,6 @@ class PostgresServer:
         if self.port is None:
             raise StackError("PostgresServer has no port yet: call start() first.")
         return f"postgresql://postgres@{connect_host(self.host)}:{self.port}/{self.database}"
-
-    @property
-    def pid(self) -> int | None:
-        """The postmaster's pid while it runs, else None."""
-        return self._proc.pid if self.running and self._proc else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> Self:
         """initdb if needed, start the server, wait until ready, create the database if missing."""
@@ -228,14 +219,3 @@ class PostgresServer:
     def stop_pid(pid: int, timeout: float = 30.0) -> bool:
         """Stop a postmaster started elsewhere (SIGINT = fast shutdown). True if gone."""
         return terminate_pid(pid, [signal.SIGINT, signal.SIGQUIT], timeout)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
