@@ -33,7 +33,7 @@ class Tracker:
         self.publisher: EventPublisher = EventPublisher(
             settings.nats_url, settings.spool_dir
         ).start()
-        self.flush_timeout = float(os.environ.get("CAIRN_FLUSH_TIMEOUT", "120"))
+        self.flush_timeout = float(os.environ.get("CAIRN_FLUSH_TIMEOUT", "30"))
 
     @property
     def last_seq(self) -> int:
