@@ -32,6 +32,7 @@ from cairn_events import (
 )
 
 from .errors import ArtifactVersionError, StackUnavailableError
+from .settings import redact_url
 from .spool import Spool, SpoolEntry
 
 log = structlog.get_logger(__name__)
@@ -109,7 +110,7 @@ class EventPublisher:
                 error = exc
         if error is not None:
             raise StackUnavailableError(
-                f"Cannot reach NATS at {_redact(self.nats_url)} ({type(error).__name__}: {error}). "
+                f"Cannot reach NATS at {redact_url(self.nats_url)} ({type(error).__name__}: {error}). "
                 "Start the local stack with `cairn up`, or point CAIRN_NATS_URL at a running "
                 "nats-server with JetStream enabled (nats-server -js)."
             ) from None
@@ -412,11 +413,3 @@ class EventPublisher:
 
 class _EventId(msgspec.Struct):
     event_id: str
-
-
-def _redact(url: str) -> str:
-    """``url`` without a password."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"

@@ -63,8 +63,16 @@ def read_stack(home: Path) -> StackRecord | None:
 def write_stack(home: Path, record: StackRecord) -> None:
     home.mkdir(parents=True, exist_ok=True)
     tmp = stack_file(home).with_suffix(".tmp")
-    tmp.write_bytes(msgspec.json.format(msgspec.json.encode(record)))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # may hold credentials
+    with os.fdopen(fd, "wb") as f:
+        f.write(msgspec.json.format(msgspec.json.encode(record)))
     tmp.replace(stack_file(home))
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any user and password replaced by ``***``, for messages and logs."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}" if "@" in rest else url
 
 
 def reachable(url: str, timeout: float = 0.5) -> bool:

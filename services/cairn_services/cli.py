@@ -23,14 +23,25 @@ def _home() -> Path:
 
 
 @app.command()
-def up(quiet: bool = typer.Option(False, "--quiet", help="Print nothing on success.")) -> None:
+def up(
+    quiet: bool = typer.Option(False, "--quiet", help="Print nothing on success."),
+    api_token: str = typer.Option(
+        None, envvar="CAIRN_API_TOKEN", help="Require this bearer token."
+    ),
+    nats_user: str = typer.Option(None, help="Require this NATS user (with --nats-password)."),
+    nats_password: str = typer.Option(None, help="The NATS user's password."),
+) -> None:
     """Start the local stack (NATS, Postgres, projector, API) under CAIRN_HOME."""
+    from cairn.settings import redact_url
+
     from .stack.local import start_stack
 
-    record = start_stack(_home())
+    record = start_stack(
+        _home(), api_token=api_token, nats_user=nats_user, nats_password=nats_password
+    )
     if not quiet:
         console.print(f"Cairn stack up under {_home()}")
-        console.print(f"  nats     {record.nats_url}\n  postgres {record.database_url}")
+        console.print(f"  nats     {redact_url(record.nats_url)}\n  postgres {record.database_url}")
         console.print(f"  api      {record.api_url}\n  store    {record.artifact_store}")
 
 
@@ -75,17 +86,23 @@ def demo() -> None:
     console.print("Look them up with:")
     console.print(f"  cairn run describe {run.name}")
     console.print("  cairn artifact describe demo_model")
-    console.print('  python -c "from cairn import Client; print(Client().get_artifact_version(\'demo_metrics\').load())"')
+    console.print(
+        "  python -c \"from cairn import Client; print(Client().get_artifact_version('demo_metrics').load())\""
+    )
 
 
 @run_app.command("list")
-def run_list(pipeline: str = typer.Option(None, help="Only runs of this pipeline."), size: int = 20) -> None:
+def run_list(
+    pipeline: str = typer.Option(None, help="Only runs of this pipeline."), size: int = 20
+) -> None:
     """Recent pipeline runs, newest first."""
     from cairn import Client
 
     table = Table("run", "pipeline", "status", "started", "steps")
     for run in Client().list_pipeline_runs(pipeline_name=pipeline, size=size):
-        table.add_row(run.name, run.pipeline_name, run.status, str(run.started_at), str(len(run.steps)))
+        table.add_row(
+            run.name, run.pipeline_name, run.status, str(run.started_at), str(len(run.steps))
+        )
     console.print(table)
 
 
@@ -95,7 +112,9 @@ def run_describe(name_or_id: str) -> None:
     from cairn import Client
 
     run = Client().get_pipeline_run(name_or_id)
-    console.print(f"[bold]{run.name}[/] ({run.id}) pipeline={run.pipeline_name} status={run.status}")
+    console.print(
+        f"[bold]{run.name}[/] ({run.id}) pipeline={run.pipeline_name} status={run.status}"
+    )
     console.print(f"substitutions: {run.config.substitutions}  parameters: {run.config.parameters}")
     for name, step_run in run.steps.items():
         console.print(f"  step {name}: {step_run.status}")
@@ -112,27 +131,45 @@ def artifact_list() -> None:
 
     table = Table("name", "latest", "versions")
     for row in Client().list_artifacts():
-        table.add_row(str(row.get("name")), str(row.get("latest_version")), str(row.get("version_count")))
+        table.add_row(
+            str(row.get("name")), str(row.get("latest_version")), str(row.get("version_count"))
+        )
     console.print(table)
 
 
 @artifact_app.command("describe")
-def artifact_describe(name_or_id: str, version: str = typer.Option(None, help="Default: latest.")) -> None:
+def artifact_describe(
+    name_or_id: str, version: str = typer.Option(None, help="Default: latest.")
+) -> None:
     """One artifact version: where it is stored and what made it."""
     from cairn import Client
 
     av = Client().get_artifact_version(name_or_id, version)
-    for field in ("id", "name", "version", "type", "data_type", "materializer", "uri", "size",
-                  "content_hash", "producer_run_id", "producer_step_run_id", "created_at"):
+    for field in (
+        "id",
+        "name",
+        "version",
+        "type",
+        "data_type",
+        "materializer",
+        "uri",
+        "size",
+        "content_hash",
+        "producer_run_id",
+        "producer_step_run_id",
+        "created_at",
+    ):
         console.print(f"{field:22} {getattr(av, field)}")
 
 
 def main() -> None:
     from cairn.errors import CairnError
 
+    from .stack.errors import StackError
+
     try:
         app()
-    except CairnError as exc:
+    except (CairnError, StackError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise SystemExit(1) from None
 

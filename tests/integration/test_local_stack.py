@@ -38,18 +38,33 @@ def bare_env(tmp_path: Path) -> dict[str, str]:
 def cairn(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cairn_services.cli", *args],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def test_sdk_starts_the_stack_then_status_and_down(bare_env: dict[str, str]) -> None:
     try:
-        first = subprocess.run([sys.executable, "-c", SCRIPT], env=bare_env, capture_output=True, text=True, timeout=180)
+        first = subprocess.run(
+            [sys.executable, "-c", SCRIPT],
+            env=bare_env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert first.returncode == 0, first.stderr
         assert "no local stack is running; starting one under" in first.stderr
         assert "VERSION 1" in first.stdout and "STATUS completed" in first.stdout
 
-        second = subprocess.run([sys.executable, "-c", SCRIPT], env=bare_env, capture_output=True, text=True, timeout=180)
+        second = subprocess.run(
+            [sys.executable, "-c", SCRIPT],
+            env=bare_env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert second.returncode == 0, second.stderr
         assert "starting one" not in second.stderr  # found the running stack
         assert "VERSION 2" in second.stdout
@@ -62,3 +77,55 @@ def test_sdk_starts_the_stack_then_status_and_down(bare_env: dict[str, str]) -> 
     assert down.returncode == 0 and "nats" in down.stdout and "postgres" in down.stdout
     after = cairn("status", env=bare_env)
     assert after.returncode == 1 and "cairn up" in after.stdout
+
+
+def test_a_stack_locked_with_credentials(bare_env: dict[str, str]) -> None:
+    import json
+    import stat
+
+    import httpx
+
+    try:
+        up = cairn(
+            "up",
+            "--api-token",
+            "t0ken",
+            "--nats-user",
+            "cairn",
+            "--nats-password",
+            "pw-123",
+            env=bare_env,
+        )
+        assert up.returncode == 0, up.stderr
+        assert "pw-123" not in up.stdout  # credentials are not printed
+        stack_json = Path(bare_env["CAIRN_HOME"]) / "stack.json"
+        assert stat.S_IMODE(stack_json.stat().st_mode) == 0o600
+        record = json.loads(stack_json.read_text())
+
+        # the SDK on this machine finds the credentials in the stack record
+        done = subprocess.run(
+            [sys.executable, "-c", SCRIPT],
+            env=bare_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "STATUS completed" in done.stdout
+
+        api = record["api_url"]
+        assert httpx.get(f"{api}/runs").status_code == 401
+        assert (
+            httpx.get(f"{api}/runs", headers={"Authorization": "Bearer t0ken"}).status_code == 200
+        )
+        anonymous = {**bare_env, "CAIRN_NATS_URL": record["nats_url"].replace("cairn:pw-123@", "")}
+        refused = subprocess.run(
+            [sys.executable, "-c", SCRIPT],
+            env=anonymous,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert refused.returncode != 0 and "Cannot reach NATS" in refused.stderr
+    finally:
+        cairn("down", env=bare_env)

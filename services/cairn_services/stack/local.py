@@ -15,7 +15,14 @@ from pathlib import Path
 
 import httpx
 import structlog
-from cairn.settings import StackRecord, reachable, read_stack, stack_file, write_stack
+from cairn.settings import (
+    StackRecord,
+    reachable,
+    read_stack,
+    redact_url,
+    stack_file,
+    write_stack,
+)
 
 from .errors import StackError
 from .nats_server import NatsServer
@@ -42,23 +49,50 @@ def running_stack(home: Path) -> StackRecord | None:
     return None
 
 
-def start_stack(home: Path) -> StackRecord:
-    """Start (or find running) the local stack under ``home``; returns where it listens."""
+def start_stack(
+    home: Path,
+    *,
+    api_token: str | None = None,
+    nats_user: str | None = None,
+    nats_password: str | None = None,
+) -> StackRecord:
+    """Start (or find running) the local stack under ``home``; returns where it listens.
+
+    With ``api_token`` the API wants ``Authorization: Bearer <token>``; with
+    ``nats_user``/``nats_password`` NATS wants them. Both are recorded in the
+    stack file (mode 0600) so the SDK on this machine uses them.
+    """
     existing = running_stack(home)
     if existing is not None:
         return existing
     stop_stack(home)  # a half-dead earlier stack: clear it before starting anew
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    nats = NatsServer(home / "nats", log_file=logs / "nats.log", detach=True).start()
-    postgres = PostgresServer(home / "postgres", log_file=logs / "postgres.log", detach=True).start()
+    nats = NatsServer(
+        home / "nats",
+        log_file=logs / "nats.log",
+        detach=True,
+        user=nats_user,
+        password=nats_password,
+    ).start()
+    postgres = PostgresServer(
+        home / "postgres", log_file=logs / "postgres.log", detach=True
+    ).start()
     api_port = free_port()
     api_url = f"http://127.0.0.1:{api_port}"
     with open(logs / "services.log", "ab") as out:
         service = subprocess.Popen(
             [
-                sys.executable, "-m", "cairn_services.serve",
-                "--nats-url", nats.url, "--database-url", postgres.dsn, "--port", str(api_port),
+                sys.executable,
+                "-m",
+                "cairn_services.serve",
+                "--nats-url",
+                nats.url,
+                "--database-url",
+                postgres.dsn,
+                "--port",
+                str(api_port),
+                *(["--token", api_token] if api_token else []),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -70,6 +104,7 @@ def start_stack(home: Path) -> StackRecord:
         database_url=postgres.dsn,
         artifact_store=os.environ.get("CAIRN_ARTIFACT_STORE") or str(home / "artifacts"),
         pids={"nats": nats.pid or 0, "postgres": postgres.pid or 0, "services": service.pid},
+        api_token=api_token,
     )
     write_stack(home, record)
     deadline = time.monotonic() + _API_START_TIMEOUT
@@ -79,7 +114,7 @@ def start_stack(home: Path) -> StackRecord:
             stop_stack(home)
             raise StackError(f"The Cairn services did not start; their log ends:\n{tail}")
         time.sleep(0.1)
-    log.info("stack.started", home=str(home), api=api_url, nats=nats.url)
+    log.info("stack.started", home=str(home), api=api_url, nats=redact_url(nats.url))
     return record
 
 
@@ -107,7 +142,7 @@ def stack_status(home: Path) -> dict[str, str]:
     if record is None:
         return {}
     return {
-        "nats": f"{'up' if reachable(record.nats_url) else 'down'}  {record.nats_url}",
+        "nats": f"{'up' if reachable(record.nats_url) else 'down'}  {redact_url(record.nats_url)}",
         "postgres": f"{'up' if reachable(record.database_url) else 'down'}  {record.database_url}",
         "api": f"{'up' if api_healthy(record.api_url) else 'down'}  {record.api_url}",
         "artifact store": record.artifact_store,
