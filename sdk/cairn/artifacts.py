@@ -13,14 +13,14 @@ def load_artifact_version(version: ArtifactVersion) -> Any:
     """The value stored for ``version``, read by the materializer that wrote it."""
     from .artifact_stores.location import store_for_uri
     from .materializers import materializer_by_name
-    from .materializers.registry import _import_dotted
+    from .materializers.registry import import_qualified
 
     store = store_for_uri(
         version.uri, os.environ.get("CAIRN_ARTIFACT_STORE") or _configured_store()
     )
     materializer = materializer_by_name(version.materializer)(version.uri, store)
     try:
-        data_type = _import_dotted(version.data_type)
+        data_type = import_qualified(version.data_type)
     except Exception:  # e.g. a class defined in a function: materializers that need it say so
         data_type = object
     return materializer.load(data_type)

@@ -120,7 +120,7 @@ def materializer_by_name(qualified_name: str) -> type[BaseMaterializer]:
             f"materializer {qualified_name!r} was defined inside a function and is not defined "
             "in this process; define materializers at module level so they can be imported."
         )
-    found = _import_dotted(qualified_name)
+    found = import_qualified(qualified_name)
     if not (isinstance(found, type) and issubclass(found, BaseMaterializer)):
         raise MaterializerNotFoundError(
             f"{qualified_name!r} is {found!r}, not a BaseMaterializer subclass; "
@@ -129,7 +129,7 @@ def materializer_by_name(qualified_name: str) -> type[BaseMaterializer]:
     return found
 
 
-def _import_dotted(dotted: str) -> Any:
+def import_qualified(dotted: str) -> Any:
     """Import "package.module.Outer.Inner": the longest importable module prefix, then attributes."""
     from cairn.materializers.base import MaterializerNotFoundError
 
