@@ -99,7 +99,9 @@ class Client:
         import httpx
 
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        seq = _own_last_seq()
+        from .tracking import last_published_seq  # lazy: keeps import cairn light
+
+        seq = last_published_seq()
         if seq:
             query["min_seq"] = seq
         try:
@@ -128,11 +130,3 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _own_last_seq() -> int:
-    """The stream sequence of this process's last acknowledged event (0 if it published none)."""
-    from . import tracking
-
-    tracker = tracking._tracker
-    return tracker.last_seq if tracker is not None else 0

@@ -35,6 +35,7 @@ class Invocation(msgspec.Struct, kw_only=True):
     step: Step
     arguments: dict[str, Any]
     after: list[str]
+    parameters: dict[str, Any] = msgspec.field(default_factory=dict)  # JSON form, set once
 
     @property
     def upstream(self) -> list[str]:

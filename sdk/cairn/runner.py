@@ -88,17 +88,19 @@ class _RunExecution:
         finally:
             end_composing(token)
         for invocation in composition.invocations.values():  # fail before anything is recorded
-            for name, value in invocation.arguments.items():
-                if not isinstance(value, OutputHandle):
-                    json_parameter(value, name=name, owner=f"step '{invocation.id}'")
+            invocation.parameters = {
+                name: json_parameter(value, name=name, owner=f"step '{invocation.id}'")
+                for name, value in invocation.arguments.items()
+                if not isinstance(value, OutputHandle)
+            }
         return composition
 
     def run(self) -> PipelineRun:
         composition = self.compose()
         order = composition.order()
+        owner = f"pipeline '{self.pipeline.name}'"
         json_params = {
-            k: json_parameter(v, name=k, owner=self.pipeline.name)
-            for k, v in self.parameters.items()
+            k: json_parameter(v, name=k, owner=owner) for k, v in self.parameters.items()
         }
         self.tracker.publish(
             RunStarted(
@@ -144,7 +146,7 @@ class _RunExecution:
         substitutions = {**self.substitutions, **step.substitutions}
         kwargs: dict[str, Any] = {}
         inputs: dict[str, str] = {}
-        parameters: dict[str, Any] = {}
+        parameters = invocation.parameters
         for name, value in invocation.arguments.items():
             if isinstance(value, OutputHandle):
                 produced = self.produced[(value.invocation_id, value.key)]
@@ -152,7 +154,6 @@ class _RunExecution:
                 inputs[name] = produced.artifact_version_id
             else:
                 kwargs[name] = value
-                parameters[name] = json_parameter(value, name=name, owner=f"step '{invocation.id}'")
         self.tracker.publish(
             StepStarted(
                 run_id=self.run_id,

@@ -77,6 +77,15 @@ def get_tracker() -> Tracker:
         return _tracker
 
 
+def last_published_seq() -> int:
+    """Stream sequence of this process's newest acknowledged event; 0 if it published none.
+
+    Does not connect: a process that has not tracked anything has nothing to wait for.
+    """
+    tracker = _tracker
+    return tracker.last_seq if tracker is not None and _tracker_pid == os.getpid() else 0
+
+
 def reset_tracker() -> None:
     """Close and forget this process's tracker (tests switch servers with it)."""
     global _tracker

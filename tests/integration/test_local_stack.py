@@ -45,26 +45,21 @@ def cairn(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+def run_script(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run SCRIPT (a pipeline, then two Client reads) in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=180
+    )
+
+
 def test_sdk_starts_the_stack_then_status_and_down(bare_env: dict[str, str]) -> None:
     try:
-        first = subprocess.run(
-            [sys.executable, "-c", SCRIPT],
-            env=bare_env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        first = run_script(bare_env)
         assert first.returncode == 0, first.stderr
         assert "no local stack is running; starting one under" in first.stderr
         assert "VERSION 1" in first.stdout and "STATUS completed" in first.stdout
 
-        second = subprocess.run(
-            [sys.executable, "-c", SCRIPT],
-            env=bare_env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        second = run_script(bare_env)
         assert second.returncode == 0, second.stderr
         assert "starting one" not in second.stderr  # found the running stack
         assert "VERSION 2" in second.stdout
@@ -103,13 +98,7 @@ def test_a_stack_locked_with_credentials(bare_env: dict[str, str]) -> None:
         record = json.loads(stack_json.read_text())
 
         # the SDK on this machine finds the credentials in the stack record
-        done = subprocess.run(
-            [sys.executable, "-c", SCRIPT],
-            env=bare_env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = run_script(bare_env)
         assert done.returncode == 0, done.stderr
         assert "STATUS completed" in done.stdout
 
@@ -119,13 +108,7 @@ def test_a_stack_locked_with_credentials(bare_env: dict[str, str]) -> None:
             httpx.get(f"{api}/runs", headers={"Authorization": "Bearer t0ken"}).status_code == 200
         )
         anonymous = {**bare_env, "CAIRN_NATS_URL": record["nats_url"].replace("cairn:pw-123@", "")}
-        refused = subprocess.run(
-            [sys.executable, "-c", SCRIPT],
-            env=anonymous,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        refused = run_script(anonymous)
         assert refused.returncode != 0 and "Cannot reach NATS" in refused.stderr
     finally:
         cairn("down", env=bare_env)
