@@ -32,7 +32,9 @@ def main() -> None:
     cairn = timed("import cairn", runs)
     print(f"fresh interpreter, median of {runs}")
     print(f"  python -c pass          : {bare * 1000:7.1f} ms")
-    print(f"  python -c 'import cairn': {cairn * 1000:7.1f} ms  (cairn itself: {(cairn - bare) * 1000:.1f} ms)")
+    print(
+        f"  python -c 'import cairn': {cairn * 1000:7.1f} ms  (cairn itself: {(cairn - bare) * 1000:.1f} ms)"
+    )
     print("  target                  :   300.0 ms")
     print("  import zenml (0.98, here): ~2000.0 ms")
 

@@ -73,7 +73,9 @@ def main() -> None:
         ordered = sorted(samples)
         return f"median {statistics.median(samples) * 1000:6.2f} ms  p95 {ordered[int(0.95 * len(ordered))] * 1000:6.2f} ms"
 
-    print(f"get_artifact_version over HTTP, {args.versions} versions of one name, {args.lookups} lookups each")
+    print(
+        f"get_artifact_version over HTTP, {args.versions} versions of one name, {args.lookups} lookups each"
+    )
     print(f"  latest            : {ms(latest)}")
     print(f"  by version        : {ms(by_version)}")
     print("  target            : 5.00 ms")

@@ -14,6 +14,8 @@ from ._routing import subject_of
 from ._subjects import (
     DEAD_LETTER_STREAM,
     DEAD_LETTER_SUBJECTS,
+    DUPLICATE_WINDOW_S,
+    FAST_INGEST_SINCE,
     STREAM,
     STREAM_SUBJECTS,
     Header,
@@ -52,6 +54,8 @@ decode = codec.decode
 __all__ = [
     "DEAD_LETTER_STREAM",
     "DEAD_LETTER_SUBJECTS",
+    "DUPLICATE_WINDOW_S",
+    "FAST_INGEST_SINCE",
     "EVENT_TYPES",
     "STREAM",
     "STREAM_SUBJECTS",

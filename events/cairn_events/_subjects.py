@@ -16,6 +16,10 @@ STREAM = "CAIRN"
 STREAM_SUBJECTS = ["cairn.>"]
 DEAD_LETTER_STREAM = "CAIRN_DEAD_LETTERS"
 DEAD_LETTER_SUBJECTS = ["cairn-dead-letter.>"]
+#: How long JetStream remembers a Nats-Msg-Id, so a retried publish is dropped.
+DUPLICATE_WINDOW_S = 120.0
+#: The first nats-server release that takes fast-ingest batches (streams with allow_batched).
+FAST_INGEST_SINCE = (2, 14)
 
 _NUMERIC = re.compile(r"[1-9][0-9]*")
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ from typing import Any
 import msgspec
 import structlog
 from cairn_events import (
+    DUPLICATE_WINDOW_S,
+    FAST_INGEST_SINCE,
     STREAM,
     STREAM_SUBJECTS,
     ArtifactMaterialized,
@@ -32,18 +36,15 @@ from cairn_events import (
 )
 
 from .errors import ArtifactVersionError, StackUnavailableError
+from .fast_ingest import NOT_ENABLED, BatchFailed, FastIngest, Outgoing
 from .settings import redact_url
 from .spool import Spool, SpoolEntry
 
 log = structlog.get_logger(__name__)
 
 _WRONG_LAST_SEQUENCE = 10071  # JetStream: the compare-and-set expectation was stale
-
-
-class _Send(msgspec.Struct):
-    subject: str
-    data: bytes
-    msg_id: str
+#: The most events sent as one fast-ingest batch.
+_MAX_BATCH = 5000
 
 
 class _Claim(msgspec.Struct):
@@ -72,10 +73,12 @@ class EventPublisher:
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="cairn-publisher", daemon=True
         )
-        self._queue: collections.deque[_Send | _Claim] = collections.deque()
-        self._incoming: collections.deque[_Send | _Claim] = collections.deque()
+        self._queue: collections.deque[Outgoing | _Claim] = collections.deque()
+        self._incoming: collections.deque[Outgoing | _Claim] = collections.deque()
         self._wake_scheduled = False
-        self._inflight: collections.deque[tuple[_Send, asyncio.Future[Any]]] = collections.deque()
+        self._inflight: collections.deque[tuple[Outgoing, asyncio.Future[Any]]] = (
+            collections.deque()
+        )
         self._claims: set[asyncio.Task[None]] = set()
         self._spooled_claims: dict[str, Future[ArtifactMaterialized]] = {}
         self._spool_pending = False
@@ -87,6 +90,8 @@ class EventPublisher:
         self._js: Any = None
         self._closing = False
         self._sender: asyncio.Task[None] | None = None
+        self._fast: FastIngest | None = None  # None: the server takes one publish at a time
+        self._in_batch: list[Outgoing] | None = None  # taken from the queue, batch not settled
 
     # -- caller side (any thread) ------------------------------------------------
 
@@ -118,7 +123,7 @@ class EventPublisher:
 
     def publish(self, event: Event) -> None:
         """Queue ``event`` for sending; returns at once."""
-        self._hand_over(_Send(subject_of(event), encode(event), event.event_id))
+        self._hand_over(Outgoing(subject_of(event), encode(event), event.event_id))
 
     def claim(
         self, template: ArtifactMaterialized, requested: str | None
@@ -128,7 +133,7 @@ class EventPublisher:
         self._hand_over(_Claim(template, requested, future))
         return future
 
-    def _hand_over(self, item: _Send | _Claim) -> None:
+    def _hand_over(self, item: Outgoing | _Claim) -> None:
         # Wake the loop once for everything handed over meanwhile: each wake-up costs the
         # caller's thread a GIL hand-off, which is most of the per-step overhead.
         self._incoming.append(item)  # before reading the flag: see _take_incoming
@@ -180,15 +185,37 @@ class EventPublisher:
         # once connected, ride out any outage: the spool keeps what NATS cannot take meanwhile
         self._nc.options.update(allow_reconnect=True, max_reconnect_attempts=-1)
         self._js = self._nc.jetstream(publish_async_max_pending=10_000)
+        server = self._nc.connected_server_version
+        batched = (server.major, server.minor) >= FAST_INGEST_SINCE
         try:
-            await self._js.stream_info(STREAM)
+            info = await self._js.stream_info(STREAM)
         except NotFoundError:
-            await self._js.add_stream(name=STREAM, subjects=STREAM_SUBJECTS, duplicate_window=120.0)
+            options = {"allow_batched": True} if batched else {}
+            await self._js.add_stream(
+                name=STREAM,
+                subjects=STREAM_SUBJECTS,
+                duplicate_window=DUPLICATE_WINDOW_S,
+                **options,
+            )
+        else:
+            if batched and not info.config.allow_batched:
+                batched = await self._allow_batches(info.config)
+        if batched:
+            self._fast = await FastIngest(self._nc, ack_timeout=self.ack_timeout).open()
         self._connected = True
         self._sender = self._loop.create_task(self._send_loop())
         if self.spool.adopt_orphans():
             self._spool_pending = True
             self._loop.create_task(self._drain_spool())
+
+    async def _allow_batches(self, config: Any) -> bool:
+        """Turn on fast-ingest batches for a stream made without them; False if refused."""
+        try:
+            await self._js.update_stream(config, allow_batched=True)
+        except Exception as exc:  # e.g. credentials without stream-update rights
+            log.info("publisher.batches_unavailable", stream=STREAM, error=str(exc))
+            return False
+        return True
 
     async def _close(self) -> None:
         self._closing = True
@@ -216,17 +243,80 @@ class EventPublisher:
                     break
                 if self._spool_pending:  # a drain is under way; it wakes us when done
                     break
-                item = self._queue.popleft()
-                if isinstance(item, _Claim):
-                    task = self._loop.create_task(self._run_claim(item))
+                if isinstance(self._queue[0], _Claim):
+                    claim = self._queue.popleft()
+                    assert isinstance(claim, _Claim)
+                    task = self._loop.create_task(self._run_claim(claim))
                     self._claims.add(task)
                     task.add_done_callback(self._claims.discard)
-                    continue
-                ack = await self._js.publish_async(
-                    item.subject, item.data, headers={Header.MSG_ID: item.msg_id}
+                elif self._fast is None:
+                    item = self._queue.popleft()
+                    assert isinstance(item, Outgoing)
+                    await self._publish_one(item)
+                else:
+                    run = self._in_batch = self._take_run()
+                    try:
+                        await self._send_batch(run, self._publish_one)
+                    except BatchFailed as exc:
+                        # The connection broke. If NATS has not said so yet, put back what may
+                        # not be stored: _on_disconnected spools it in order with the rest.
+                        if self._in_batch is not None:
+                            self._queue.extendleft(reversed(run[exc.stored :]))
+                        break
+                    finally:
+                        self._in_batch = None
+
+    def _take_run(self) -> list[Outgoing]:
+        """The events at the head of the queue, up to the next claim (at most _MAX_BATCH)."""
+        run: list[Outgoing] = []
+        queue = self._queue
+        while queue and len(run) < _MAX_BATCH and isinstance(queue[0], Outgoing):
+            run.append(queue.popleft())  # type: ignore[arg-type]
+        return run
+
+    async def _send_batch(
+        self, run: list[Outgoing], one_by_one: Callable[[Outgoing], Awaitable[None]]
+    ) -> None:
+        """Send ``run`` as one fast-ingest batch; what it did not store goes through ``one_by_one``.
+
+        Raises BatchFailed if the connection broke: what was not stored then
+        belongs in the spool, not in a retry.
+        """
+        assert self._fast is not None
+        try:
+            self.last_seq = max(self.last_seq, await self._fast.send(run))
+        except BatchFailed as exc:
+            if not (self._connected and self._nc.is_connected):
+                raise
+            rest = run[exc.stored :]
+            log.warning(
+                "publisher.batch_failed", reason=exc.reason, stored=exc.stored, resending=len(rest)
+            )
+            if exc.err_code == NOT_ENABLED:  # the stream was changed under us
+                self._fast = None
+            for item in rest:
+                await one_by_one(item)
+
+    async def _publish_one(self, item: Outgoing) -> None:
+        try:
+            ack = await self._js.publish_async(
+                item.subject, item.data, headers={Header.MSG_ID: item.msg_id}
+            )
+        except Exception as exc:
+            if self._nc.is_connected:  # refused by the client itself (e.g. over max_payload)
+                log.error(
+                    "publisher.publish_refused",
+                    subject=item.subject,
+                    event_id=item.msg_id,
+                    error=str(exc),
                 )
-                ack.add_done_callback(self._on_ack)
-                self._inflight.append((item, ack))
+            elif self._connected:  # down, and _on_disconnected is still to come: it spools this
+                self._inflight.append((item, self._loop.create_future()))
+            else:
+                self._spool_items([item])
+            return
+        ack.add_done_callback(self._on_ack)
+        self._inflight.append((item, ack))
 
     def _on_ack(self, ack: asyncio.Future[Any]) -> None:
         if not ack.cancelled() and ack.exception() is None:
@@ -318,7 +408,7 @@ class EventPublisher:
         mine = latest if latest.event_id == template.event_id else None
         return (msg.seq, latest.numeric_count), mine
 
-    def _spool_items(self, items: list[_Send | _Claim]) -> None:
+    def _spool_items(self, items: list[Outgoing | _Claim]) -> None:
         entries = []
         for item in items:
             if isinstance(item, _Claim):
@@ -343,10 +433,13 @@ class EventPublisher:
         self._connected = False
         if self._closing:
             return
-        unacked: list[_Send | _Claim] = [item for item, ack in self._inflight if not ack.done()]
+        unacked: list[Outgoing | _Claim] = [item for item, ack in self._inflight if not ack.done()]
         for _, ack in self._inflight:
             ack.cancel()
         self._inflight.clear()
+        if self._fast is not None and self._in_batch is not None:
+            unacked += self._fast.abandon()
+            self._in_batch = None
         self._spool_items(unacked + list(self._queue))
         self._queue.clear()
 
@@ -362,8 +455,7 @@ class EventPublisher:
         while self._spool_pending and self._connected:
             entries, end = self.spool.read()
             try:
-                for entry in entries:
-                    await self._send_spooled(entry)
+                await self._send_spooled(entries)
             except Exception as exc:  # still not accepting (JetStream may lag the reconnect)
                 log.info("publisher.spool_drain_retry", error=str(exc))
                 await asyncio.sleep(0.5)
@@ -376,32 +468,51 @@ class EventPublisher:
             self._wakeup.set()
             log.info("publisher.spool_drained")
 
-    async def _send_spooled(self, entry: SpoolEntry) -> None:
-        if entry.claim:
-            template: ArtifactMaterialized = decode(bytes(entry.event))
-            future = self._spooled_claims.pop(template.event_id, None)
-            try:
-                event = await self._claim_version(template, entry.requested_version)
-            except ArtifactVersionError as exc:
-                log.error("publisher.spooled_claim_refused", name=template.name, error=str(exc))
-                if future is not None and not future.done():
-                    future.set_exception(exc)
-                return
+    async def _send_spooled(self, entries: list[SpoolEntry]) -> None:
+        """Redo the claims one at a time, and send the events between them in batches.
+
+        Raises if anything is not acknowledged; the caller sends it all again
+        (``Nats-Msg-Id`` drops what JetStream already has).
+        """
+        for is_claim, group in itertools.groupby(entries, key=lambda entry: entry.claim):
+            if is_claim:
+                for entry in group:
+                    await self._redo_claim(entry)
+                continue
+            events = [
+                Outgoing(entry.subject, bytes(entry.event), _event_id(bytes(entry.event)).event_id)
+                for entry in group
+            ]
+            for start in range(0, len(events), _MAX_BATCH):
+                run = events[start : start + _MAX_BATCH]
+                if self._fast is not None:
+                    await self._send_batch(run, self._publish_and_wait)
+                else:
+                    for item in run:
+                        await self._publish_and_wait(item)
+
+    async def _redo_claim(self, entry: SpoolEntry) -> None:
+        template: ArtifactMaterialized = decode(bytes(entry.event))
+        future = self._spooled_claims.pop(template.event_id, None)
+        try:
+            event = await self._claim_version(template, entry.requested_version)
+        except ArtifactVersionError as exc:
+            log.error("publisher.spooled_claim_refused", name=template.name, error=str(exc))
             if future is not None and not future.done():
-                future.set_result(event)
+                future.set_exception(exc)
             return
-        msg_id = msgspec.json.decode(bytes(entry.event), type=_EventId).event_id
+        if future is not None and not future.done():
+            future.set_result(event)
+
+    async def _publish_and_wait(self, item: Outgoing) -> None:
         ack = await self._js.publish(
-            entry.subject,
-            bytes(entry.event),
-            headers={Header.MSG_ID: msg_id},
-            timeout=self.ack_timeout,
+            item.subject, item.data, headers={Header.MSG_ID: item.msg_id}, timeout=self.ack_timeout
         )
         self.last_seq = max(self.last_seq, ack.seq)
 
     async def _drained(self) -> None:
         while True:
-            if self._incoming or self._queue or self._spool_pending:
+            if self._incoming or self._queue or self._spool_pending or self._in_batch is not None:
                 await asyncio.sleep(0.005)
                 continue
             pending: list[Any] = [ack for _, ack in self._inflight if not ack.done()]
@@ -413,3 +524,6 @@ class EventPublisher:
 
 class _EventId(msgspec.Struct):
     event_id: str
+
+
+_event_id = msgspec.json.Decoder(_EventId).decode

@@ -28,7 +28,9 @@ def split(
 
 
 @step
-def train(train: pd.DataFrame) -> Annotated[np.ndarray, ArtifactConfig(name="demo_model", is_model_artifact=True)]:
+def train(
+    train: pd.DataFrame,
+) -> Annotated[np.ndarray, ArtifactConfig(name="demo_model", is_model_artifact=True)]:
     """Least-squares weights (with intercept) for the target."""
     features = np.c_[train[["age", "income", "score"]].to_numpy(), np.ones(len(train))]
     weights, *_ = np.linalg.lstsq(features, train["target"].to_numpy(), rcond=None)

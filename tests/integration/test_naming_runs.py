@@ -1,6 +1,5 @@
 """Every artifact-naming rule, on real runs read back through the query API."""
 
-
 from typing import Annotated
 
 import pytest

@@ -1,6 +1,5 @@
 """Pipelines end to end: run with the SDK, read back through the query API."""
 
-
 from typing import Annotated, Any
 
 import pytest

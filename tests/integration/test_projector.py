@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -226,6 +227,19 @@ async def test_a_run_is_projected_with_steps_and_lineage(
         fresh_database, "SELECT last_seq FROM projector_checkpoints WHERE name = $1", projector.name
     )
     assert checkpoint["last_seq"] >= seqs[-1]
+
+
+async def test_a_projector_collects_cycles_less_often_than_python_by_default(
+    projector: Projector,
+) -> None:
+    saved = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)  # Python's defaults
+    try:
+        await projector.start()
+        gen0, gen1, gen2 = gc.get_threshold()
+        assert gen0 >= 50_000 and gen1 >= 20 and gen2 >= 100
+    finally:
+        gc.set_threshold(*saved)
 
 
 async def test_a_restart_after_commit_but_before_ack_applies_nothing_twice(

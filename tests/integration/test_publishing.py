@@ -1,6 +1,5 @@
 """Publishing survives NATS going away mid-run; no server at all gives one clear message."""
 
-
 import os
 import subprocess
 import sys
@@ -111,11 +110,16 @@ def test_events_spooled_by_a_process_that_exited_are_sent_by_the_next(
     env = {**os.environ, "CAIRN_FLUSH_TIMEOUT": "1"}
     writer = subprocess.Popen(
         [sys.executable, "-c", ORPHAN_WRITER, str(signals), uid],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 60
     while not (signals / "ready").exists():
-        assert writer.poll() is None and time.monotonic() < deadline, writer.stderr.read() if writer.stderr else ""
+        assert writer.poll() is None and time.monotonic() < deadline, (
+            writer.stderr.read() if writer.stderr else ""
+        )
         time.sleep(0.02)
     nats_server.stop()
     try:
@@ -131,7 +135,13 @@ def test_events_spooled_by_a_process_that_exited_are_sent_by_the_next(
 
     # the next Cairn process adopts the orphaned spool when it connects
     helper = "from cairn.tracking import get_tracker; get_tracker().flush()"
-    done = subprocess.run([sys.executable, "-c", helper], env=os.environ.copy(), capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", helper],
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     stored = Client().get_pipeline_run(run_id)  # read-your-writes cannot help here: poll
     deadline = time.monotonic() + 20
@@ -157,8 +167,15 @@ def test_nats_locked_with_credentials(tmp_path: os.PathLike[str]) -> None:
         port = server.url.rsplit(":", 1)[1]
 
         def run(url: str) -> subprocess.CompletedProcess[str]:
-            env = {**os.environ, "CAIRN_NATS_URL": url, "CAIRN_HOME": str(tmp_path), "CAIRN_ARTIFACT_STORE": str(tmp_path)}
-            return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+            env = {
+                **os.environ,
+                "CAIRN_NATS_URL": url,
+                "CAIRN_HOME": str(tmp_path),
+                "CAIRN_ARTIFACT_STORE": str(tmp_path),
+            }
+            return subprocess.run(
+                [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+            )
 
         ok = run(f"nats://cairn:s3cret-pw@127.0.0.1:{port}")
         assert ok.returncode == 0, ok.stderr

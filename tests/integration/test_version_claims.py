@@ -1,6 +1,5 @@
 """Version numbers are claimed by compare-and-set: concurrent writers never collide."""
 
-
 import os
 import subprocess
 import sys

@@ -5,15 +5,19 @@ from __future__ import annotations
 import re
 
 import structlog
-from cairn_events import DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECTS, STREAM, STREAM_SUBJECTS
+from cairn_events import (
+    DEAD_LETTER_STREAM,
+    DEAD_LETTER_SUBJECTS,
+    DUPLICATE_WINDOW_S,
+    STREAM,
+    STREAM_SUBJECTS,
+)
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
 log = structlog.get_logger(__name__)
 
-#: How long JetStream remembers a Nats-Msg-Id to drop a retried publish.
-DUPLICATE_WINDOW_S = 120.0
 _STREAM_NAME_IN_USE = 10058
 _VALID_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -33,13 +37,19 @@ def consumer_name(projector: str) -> str:
     return f"cairn-projector-{check_projector_name(projector)}"
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
-    """Create the event stream and the dead-letter stream if missing; leave existing ones as is."""
-    for name, subjects in ((STREAM, STREAM_SUBJECTS), (DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECTS)):
-        await _ensure_stream(js, name, subjects)
+async def ensure_streams(js: JetStreamContext, *, fast_ingest: bool = False) -> None:
+    """Create the event stream and the dead-letter stream if missing; leave existing ones as is.
+
+    With ``fast_ingest`` (nats-server >= 2.14) the event stream takes fast-ingest
+    batches, which is how the SDK publishes.
+    """
+    await _ensure_stream(js, STREAM, STREAM_SUBJECTS, allow_batched=fast_ingest or None)
+    await _ensure_stream(js, DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECTS)
 
 
-async def _ensure_stream(js: JetStreamContext, name: str, subjects: list[str]) -> None:
+async def _ensure_stream(
+    js: JetStreamContext, name: str, subjects: list[str], allow_batched: bool | None = None
+) -> None:
     try:
         await js.stream_info(name)
         return
@@ -50,6 +60,7 @@ async def _ensure_stream(js: JetStreamContext, name: str, subjects: list[str]) -
         subjects=list(subjects),
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_S,
+        allow_batched=allow_batched,
     )
     try:
         await js.add_stream(config)
