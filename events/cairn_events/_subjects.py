@@ -18,6 +18,9 @@ DEAD_LETTER_STREAM = "CAIRN_DEAD_LETTERS"
 DEAD_LETTER_SUBJECTS = ["cairn-dead-letter.>"]
 #: How long JetStream remembers a Nats-Msg-Id, so a retried publish is dropped.
 DUPLICATE_WINDOW_S = 120.0
+#: The oldest nats-server Cairn works with: version claims compare-and-set over the name's
+#: wildcard subject with Nats-Expected-Last-Subject-Sequence-Subject, new in 2.11.
+NATS_SERVER_REQUIRED = (2, 11)
 #: The first nats-server release that takes fast-ingest batches (streams with allow_batched).
 FAST_INGEST_SINCE = (2, 14)
 

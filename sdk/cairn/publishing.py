@@ -23,6 +23,7 @@ import structlog
 from cairn_events import (
     DUPLICATE_WINDOW_S,
     FAST_INGEST_SINCE,
+    NATS_SERVER_REQUIRED,
     STREAM,
     STREAM_SUBJECTS,
     ArtifactMaterialized,
@@ -96,7 +97,10 @@ class EventPublisher:
     # -- caller side (any thread) ------------------------------------------------
 
     def start(self) -> EventPublisher:
-        """Connect; raise StackUnavailableError naming what to start if NATS is unreachable."""
+        """Connect; raise StackUnavailableError naming what to start if NATS is unreachable.
+
+        A server older than NATS_SERVER_REQUIRED is refused the same way.
+        """
         from .settings import reachable
 
         error: BaseException | None = None
@@ -113,6 +117,8 @@ class EventPublisher:
                 connecting.cancel()
                 self._loop.call_soon_threadsafe(self._loop.stop)
                 error = exc
+        if isinstance(error, StackUnavailableError):
+            raise error
         if error is not None:
             raise StackUnavailableError(
                 f"Cannot reach NATS at {redact_url(self.nats_url)} ({type(error).__name__}: {error}). "
@@ -186,6 +192,16 @@ class EventPublisher:
         self._nc.options.update(allow_reconnect=True, max_reconnect_attempts=-1)
         self._js = self._nc.jetstream(publish_async_max_pending=10_000)
         server = self._nc.connected_server_version
+        if (server.major, server.minor) < NATS_SERVER_REQUIRED:
+            await self._nc.close()
+            required = ".".join(map(str, NATS_SERVER_REQUIRED))
+            raise StackUnavailableError(
+                f"NATS at {redact_url(self.nats_url)} runs nats-server "
+                f"{server.major}.{server.minor}.{server.patch}; Cairn needs "
+                f"{required} or newer (artifact versions are claimed with "
+                "Nats-Expected-Last-Subject-Sequence-Subject). Upgrade that server, or unset "
+                "CAIRN_NATS_URL and use the local stack (`cairn up`), which ships a recent one."
+            )
         batched = (server.major, server.minor) >= FAST_INGEST_SINCE
         try:
             info = await self._js.stream_info(STREAM)

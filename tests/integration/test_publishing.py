@@ -1,8 +1,11 @@
 """Publishing survives NATS going away mid-run; no server at all gives one clear message."""
 
+import json
 import os
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 from typing import Annotated
 
@@ -71,6 +74,41 @@ def test_no_server_at_all_gives_one_clear_message(tmp_path: os.PathLike[str]) ->
     last_line = done.stderr.strip().splitlines()[-1]
     assert "StackUnavailableError: Cannot reach NATS at nats://127.0.0.1:" in last_line
     assert "cairn up" in last_line and "CAIRN_NATS_URL" in last_line
+
+
+class _OldNatsServer(socketserver.StreamRequestHandler):
+    """Speaks just enough NATS to be connected to, announcing itself as nats-server 2.9.10.
+
+    A stand-in because no real server that old ships with the test suite.
+    """
+
+    def handle(self) -> None:
+        info = {"server_id": "OLD", "version": "2.9.10", "proto": 1, "headers": True}
+        self.wfile.write(f"INFO {json.dumps(info)}\r\n".encode())
+        for line in self.rfile:
+            if line.startswith(b"PING"):
+                self.wfile.write(b"PONG\r\n")
+
+
+def test_a_nats_server_too_old_for_version_claims_is_refused_with_what_to_do(
+    tmp_path: os.PathLike[str],
+) -> None:
+    from pathlib import Path
+
+    from cairn.errors import StackUnavailableError
+    from cairn.publishing import EventPublisher
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _OldNatsServer) as old:
+        old.daemon_threads = True
+        threading.Thread(target=old.serve_forever, daemon=True).start()
+        url = f"nats://127.0.0.1:{old.server_address[1]}"
+        with pytest.raises(StackUnavailableError) as refused:
+            EventPublisher(url, Path(tmp_path) / "spool").start()
+        old.shutdown()
+
+    message = str(refused.value)
+    assert f"NATS at {url} runs nats-server 2.9.10; Cairn needs 2.11 or newer" in message
+    assert "cairn up" in message
 
 
 ORPHAN_WRITER = """
