@@ -9,7 +9,7 @@ run.finished), encoded before timing. The projector runs in its own process,
 as in a deployment. Figures printed:
 
 - raw: nats-py async publishes/s of the same payloads to a separate stream, all acks awaited;
-- publish only: events/s through Cairn's EventPublisher (what the SDK uses: fast-ingest
+- EventPublisher: events/s through Cairn's EventPublisher (what the SDK uses: fast-ingest
   batches on nats-server >= 2.14) until JetStream has acknowledged them all;
 - end to end: events/s from the first publish until the checkpoint commits the last one;
 - replay: events/s for a fresh projector (new name and schema) over the filled stream,

@@ -206,12 +206,11 @@ class EventPublisher:
         try:
             info = await self._js.stream_info(STREAM)
         except NotFoundError:
-            options = {"allow_batched": True} if batched else {}
             await self._js.add_stream(
                 name=STREAM,
                 subjects=STREAM_SUBJECTS,
                 duplicate_window=DUPLICATE_WINDOW_S,
-                **options,
+                allow_batched=batched or None,  # None: not sent, for servers that predate it
             )
         else:
             if batched and not info.config.allow_batched:
@@ -495,10 +494,7 @@ class EventPublisher:
                 for entry in group:
                     await self._redo_claim(entry)
                 continue
-            events = [
-                Outgoing(entry.subject, bytes(entry.event), _event_id(bytes(entry.event)).event_id)
-                for entry in group
-            ]
+            events = [_outgoing(entry) for entry in group]
             for start in range(0, len(events), _MAX_BATCH):
                 run = events[start : start + _MAX_BATCH]
                 if self._fast is not None:
@@ -543,3 +539,8 @@ class _EventId(msgspec.Struct):
 
 
 _event_id = msgspec.json.Decoder(_EventId).decode
+
+
+def _outgoing(entry: SpoolEntry) -> Outgoing:
+    data = bytes(entry.event)
+    return Outgoing(entry.subject, data, _event_id(data).event_id)
