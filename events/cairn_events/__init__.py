@@ -10,16 +10,19 @@ from typing import TypeAlias
 
 from ._codec import EventCodec, EventDecodeError, Upcaster
 from ._envelope import Event, Producer, new_id, this_producer, utcnow
+from ._labels import MAX_LABEL_BYTES, label_problem
 from ._routing import subject_of
 from ._subjects import (
     DEAD_LETTER_STREAM,
     DEAD_LETTER_SUBJECTS,
     DUPLICATE_WINDOW_S,
     FAST_INGEST_SINCE,
+    MAX_SUBJECT_BYTES,
     NATS_SERVER_REQUIRED,
     STREAM,
     STREAM_SUBJECTS,
     Header,
+    JetStreamError,
     artifact_name_prefix,
     artifact_version_subject,
     artifact_versions_filter,
@@ -57,6 +60,8 @@ __all__ = [
     "DEAD_LETTER_SUBJECTS",
     "DUPLICATE_WINDOW_S",
     "FAST_INGEST_SINCE",
+    "MAX_LABEL_BYTES",
+    "MAX_SUBJECT_BYTES",
     "NATS_SERVER_REQUIRED",
     "EVENT_TYPES",
     "STREAM",
@@ -67,6 +72,7 @@ __all__ = [
     "EventCodec",
     "EventDecodeError",
     "Header",
+    "JetStreamError",
     "Producer",
     "RunFinished",
     "RunOutcome",
@@ -83,6 +89,7 @@ __all__ = [
     "decode",
     "encode",
     "is_numeric_version",
+    "label_problem",
     "new_id",
     "run_subject",
     "step_subject",

@@ -9,8 +9,9 @@ reversible subject token.
 from __future__ import annotations
 
 import base64
+import functools
 import re
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 STREAM = "CAIRN"
 STREAM_SUBJECTS = ["cairn.>"]
@@ -24,6 +25,10 @@ NATS_SERVER_REQUIRED = (2, 11)
 #: The first nats-server release that takes fast-ingest batches (streams with allow_batched).
 FAST_INGEST_SINCE = (2, 14)
 
+#: The longest subject Cairn publishes on. Artifact names and versions of at most
+#: MAX_LABEL_BYTES make subjects under 700 bytes; nats-server's control line is 4,096.
+MAX_SUBJECT_BYTES = 1024
+
 _NUMERIC = re.compile(r"[1-9][0-9]*")
 
 
@@ -36,6 +41,16 @@ class Header(StrEnum):
     DEAD_LETTER_REASON = "Cairn-Dead-Letter-Reason"
 
 
+class JetStreamError(IntEnum):
+    """JetStream API error codes (``err_code``) Cairn acts on."""
+
+    CLUSTER_NOT_AVAILABLE = 10008
+    STREAM_NAME_IN_USE = 10058
+    WRONG_LAST_SEQUENCE = 10071  # a compare-and-set expectation was stale
+    BATCH_NOT_ENABLED = 10205  # the stream does not take fast-ingest batches
+
+
+@functools.lru_cache(maxsize=4096)  # names recur: every version, every check of its subject
 def token(text: str) -> str:
     """A subject token for arbitrary text (base64url, no padding)."""
     return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode("ascii")

@@ -11,8 +11,10 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from cairn_events import label_problem
 
 from .errors import StepDefinitionError
+from .naming import shown
 
 if TYPE_CHECKING:
     from .steps import Step
@@ -59,6 +61,11 @@ class Composition:
 
     def add(self, step: Step, arguments: dict[str, Any], id: str | None, after: Any) -> Invocation:
         invocation_id = id or self._next_id(step.name)
+        if (problem := label_problem(invocation_id)) is not None:
+            raise StepDefinitionError(
+                f"Pipeline '{self.pipeline_name}' calls a step with the id {shown(invocation_id)}, "
+                f"which {problem}; give it another id= (or name=)"
+            )
         if invocation_id in self.invocations:
             raise StepDefinitionError(
                 f"Pipeline '{self.pipeline_name}' already has a step with id '{invocation_id}'; "

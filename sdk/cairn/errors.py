@@ -35,6 +35,10 @@ class ArtifactVersionError(CairnError, ValueError):
     """An explicit artifact version is malformed or already taken."""
 
 
+class EventRefusedError(CairnError):
+    """NATS refused an event for good; it is quarantined beside the spool (`cairn spool status`)."""
+
+
 class StackUnavailableError(CairnError, ConnectionError):
     """No NATS server (or query API) can be reached."""
 
@@ -48,3 +52,14 @@ class NotFoundError(CairnError, KeyError):
 
 class ApiError(CairnError):
     """The query API answered with an error that is not a missing entity."""
+
+
+class ServiceUnavailableError(StackUnavailableError, ApiError):
+    """The query API is up but cannot answer now: its database is down or the projector behind.
+
+    Retry after ``retry_after`` seconds (None when the API did not say how long).
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

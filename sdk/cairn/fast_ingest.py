@@ -27,8 +27,6 @@ from cairn_events import Header
 from nats.nuid import NUID
 
 _START, _APPEND, _COMMIT, _PING = 0, 1, 2, 4
-#: JetStream API error: the stream does not take fast batches (allow_batched is off).
-NOT_ENABLED = 10205
 
 
 class Outgoing(msgspec.Struct):

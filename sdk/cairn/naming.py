@@ -18,9 +18,10 @@ from datetime import datetime
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 import msgspec
+from cairn_events import MAX_LABEL_BYTES, is_numeric_version, label_problem
 
 from .config import ArtifactConfig
-from .errors import ArtifactNameError, StepDefinitionError
+from .errors import ArtifactNameError, ArtifactVersionError, StepDefinitionError
 
 _FORMATTER = string.Formatter()
 
@@ -60,18 +61,48 @@ def resolve_name(template: str, substitutions: dict[str, str], *, step: str, out
     for field in fields:
         if field == "" or not field.isidentifier():
             raise ArtifactNameError(
-                f"Artifact name template {template!r} of output '{output}' in step '{step}' "
-                f"has the placeholder '{{{field}}}'; placeholders must be names like {{stage}}"
+                f"Artifact name template {shown(template)} of output {shown(output)} in step '{step}' "
+                f"has the placeholder {shown('{' + field + '}')}; placeholders must be names "
+                "like {stage}"
             )
         if field not in substitutions:
             known = ", ".join(sorted(substitutions)) or "none"
             raise ArtifactNameError(
-                f"Artifact name template {template!r} of output '{output}' in step '{step}' "
+                f"Artifact name template {shown(template)} of output {shown(output)} in step '{step}' "
                 f"uses '{{{field}}}' but no substitution '{field}' is set (known: {known}); "
                 f"set it with @step(substitutions={{'{field}': ...}}), @pipeline(substitutions=...) "
                 f"or .with_options(substitutions=...)"
             )
     return template.format_map(substitutions)
+
+
+def shown(text: str, limit: int = 80) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters (names may be huge)."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def check_artifact_name(name: str, *, step: str, output: str) -> str:
+    """``name`` if it can name an artifact; ArtifactNameError naming the step, output and rule."""
+    problem = label_problem(name)
+    if problem is not None:
+        raise ArtifactNameError(
+            f"Artifact name {shown(name)} of output {shown(output)} in step '{step}' {problem}. "
+            f"Artifact names need a visible character, no control characters, not '.' or '..', "
+            f"and at most {MAX_LABEL_BYTES} bytes; slashes, spaces and any other Unicode are fine."
+        )
+    return name
+
+
+def check_run_name(name: str, *, pipeline: str) -> str:
+    """``name`` if it can name a run of ``pipeline``; ArtifactNameError saying the rule."""
+    problem = label_problem(name)
+    if problem is not None:
+        raise ArtifactNameError(
+            f"Run name {shown(name)} of pipeline '{pipeline}' {problem}. Give the run another "
+            f"name with @pipeline(run_name=...) or .with_options(run_name=...): at most "
+            f"{MAX_LABEL_BYTES} bytes, no control characters."
+        )
+    return name
 
 
 def parse_outputs(func: Any) -> list[OutputSpec]:
@@ -148,3 +179,22 @@ def _walk_own_body(definition: ast.AST) -> list[ast.AST]:
         found.append(node)
         stack.extend(ast.iter_child_nodes(node))
     return found
+
+
+def requested_version(version: str | int | None, name: str) -> str | None:
+    """The explicit version asked for an output named ``name``, checked; None for numbered."""
+    if version is None:
+        return None
+    text = str(version)
+    if is_numeric_version(text):
+        raise ArtifactVersionError(
+            f"Artifact '{name}' was given the version {version!r}; numbered versions are "
+            "assigned by Cairn. Use a label such as 'v3-final' or 'prod', or leave version out."
+        )
+    if (problem := label_problem(text)) is not None:
+        raise ArtifactVersionError(
+            f"Artifact '{name}' was given the version {shown(text)}, which {problem}. Use a label "
+            f"such as 'v3-final' or 'prod' (at most {MAX_LABEL_BYTES} bytes, no control "
+            "characters), or leave version out to get the next number."
+        )
+    return text

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cairn_events import ArtifactMaterialized, is_numeric_version, new_id
+from cairn_events import ArtifactMaterialized, new_id
 
-from .errors import ArtifactVersionError
+from .naming import requested_version
 
 if TYPE_CHECKING:
     from .artifact_stores import ArtifactStore
@@ -30,7 +30,7 @@ def save_outputs(
     try:
         for spec, value in zip(specs, values, strict=True):
             config = spec.config
-            requested = _requested_version(config.version if config else None, names[spec.key])
+            requested = requested_version(config.version if config else None, names[spec.key])
             materializer_cls = step.materializer_for_output(spec.key) or materializer_for(
                 type(value)
             )
@@ -68,15 +68,3 @@ def save_outputs(
             store.rmtree(template.uri)
         raise
     return saved
-
-
-def _requested_version(version: str | int | None, name: str) -> str | None:
-    if version is None:
-        return None
-    text = str(version)
-    if is_numeric_version(text) or not text.strip():
-        raise ArtifactVersionError(
-            f"Artifact '{name}' was given the version {version!r}; numbered versions are "
-            "assigned by Cairn. Use a label such as 'v3-final' or 'prod', or leave version out."
-        )
-    return text

@@ -6,7 +6,10 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
+from cairn_events import label_problem
+
 from .errors import StepDefinitionError
+from .naming import shown
 
 if TYPE_CHECKING:
     from .models import PipelineRun
@@ -28,6 +31,10 @@ class Pipeline:
             raise StepDefinitionError(f"@pipeline decorates functions, not {type(func).__name__}")
         self.func = func
         self.name = name or func.__name__
+        if (problem := label_problem(self.name)) is not None:
+            raise StepDefinitionError(
+                f"Pipeline name {shown(self.name)} {problem}; give the pipeline another name="
+            )
         self.enable_cache = enable_cache
         self.substitutions = dict(substitutions or {})
         self.run_name = run_name

@@ -1,19 +1,24 @@
 """Publishing events to JetStream from a background event loop.
 
-The step's thread hands each event over and goes on; the loop pipelines
-publishes (``Nats-Msg-Id`` = event id, so a retry is dropped as a duplicate)
-and claims artifact versions by compare-and-set on the name's subjects.
-Events NATS does not acknowledge while it is unreachable go to the
-:class:`~cairn.spool.Spool` and are sent again when it is back.
+The step's thread hands each event over and goes on; the loop sends them in
+fast-ingest batches (``Nats-Msg-Id`` = event id, so a retry is dropped as a
+duplicate) and claims artifact versions by compare-and-set (:mod:`.claims`).
+What NATS does not acknowledge while it is away goes to the
+:class:`~cairn.spool.Spool` and is sent again when it is back; what NATS
+refuses for good goes to the :class:`~cairn.quarantine.Quarantine` with the
+reason, and everything after it goes on (:mod:`.refusals` tells the two apart).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import itertools
+import contextlib
+import functools
+import sys
 import threading
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,7 @@ from cairn_events import (
     ArtifactMaterialized,
     Event,
     Header,
+    JetStreamError,
     artifact_version_subject,
     artifact_versions_filter,
     decode,
@@ -36,22 +42,35 @@ from cairn_events import (
     subject_of,
 )
 
-from .errors import ArtifactVersionError, StackUnavailableError
-from .fast_ingest import NOT_ENABLED, BatchFailed, FastIngest, Outgoing
+from .claims import VersionClaims
+from .errors import ArtifactVersionError, EventRefusedError, StackUnavailableError
+from .fast_ingest import BatchFailed, FastIngest, Outgoing
+from .quarantine import Quarantine, quarantined
+from .refusals import Refused, refusal_before_sending, refusal_of
 from .settings import redact_url
-from .spool import Spool, SpoolEntry
+from .spool import Spool, SpoolEntry, Unreadable
 
 log = structlog.get_logger(__name__)
 
-_WRONG_LAST_SEQUENCE = 10071  # JetStream: the compare-and-set expectation was stale
 #: The most events sent as one fast-ingest batch.
 _MAX_BATCH = 5000
+#: nats-server's default max_payload, until the server says its own.
+_DEFAULT_MAX_PAYLOAD = 1024 * 1024
+#: Refused events told on stderr one by one; after that, once, how to list them.
+_REPORTED_REFUSALS = 3
+_RETRY_FIRST_S, _RETRY_MAX_S = 0.2, 2.0
 
 
 class _Claim(msgspec.Struct):
     template: ArtifactMaterialized
     requested: str | None
     future: Future[ArtifactMaterialized]
+
+
+class _Inflight(msgspec.Struct):
+    item: Outgoing
+    ack: asyncio.Future[Any]
+    sent_at: float
 
 
 class EventPublisher:
@@ -69,7 +88,11 @@ class EventPublisher:
         self.ack_timeout = ack_timeout
         self.connect_timeout = connect_timeout
         self.spool = Spool(spool_dir)
+        self.quarantine = Quarantine(spool_dir / "quarantine")
+        #: Stream sequence of the newest event this process knows JetStream stored.
         self.last_seq = 0
+        #: How many events this process quarantined.
+        self.refused = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="cairn-publisher", daemon=True
@@ -77,20 +100,23 @@ class EventPublisher:
         self._queue: collections.deque[Outgoing | _Claim] = collections.deque()
         self._incoming: collections.deque[Outgoing | _Claim] = collections.deque()
         self._wake_scheduled = False
-        self._inflight: collections.deque[tuple[Outgoing, asyncio.Future[Any]]] = (
-            collections.deque()
-        )
-        self._claims: set[asyncio.Task[None]] = set()
+        self._inflight: collections.deque[_Inflight] = collections.deque()
+        self._claiming: dict[asyncio.Task[None], _Claim] = {}
         self._spooled_claims: dict[str, Future[ArtifactMaterialized]] = {}
         self._spool_pending = False
+        self._drain_offset = 0  # how far into the spool the drain has sent
+        self._spooling = False  # spooled since the last drain: logged once per outage
         self._connected = False
-        self._name_locks: dict[str, asyncio.Lock] = {}
-        self._last_claim: dict[str, tuple[int, int]] = {}  # name -> (stream seq, numeric count)
+        self._claims = VersionClaims(ack_timeout)
+        self._max_payload = _DEFAULT_MAX_PAYLOAD
         self._wakeup: asyncio.Event | None = None
+        self._settled: asyncio.Event | None = None  # set whenever the send loop goes idle
         self._nc: Any = None
         self._js: Any = None
         self._closing = False
         self._sender: asyncio.Task[None] | None = None
+        self._drainer: asyncio.Task[None] | None = None
+        self._reopener: asyncio.Task[None] | None = None
         self._fast: FastIngest | None = None  # None: the server takes one publish at a time
         self._in_batch: list[Outgoing] | None = None  # taken from the queue, batch not settled
 
@@ -115,7 +141,7 @@ class EventPublisher:
                 connecting.result(self.connect_timeout + 5)
             except BaseException as exc:
                 connecting.cancel()
-                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._stop_loop(self.connect_timeout)
                 error = exc
         if isinstance(error, StackUnavailableError):
             raise error
@@ -134,7 +160,11 @@ class EventPublisher:
     def claim(
         self, template: ArtifactMaterialized, requested: str | None
     ) -> Future[ArtifactMaterialized]:
-        """Claim the next version of ``template.name`` (or ``requested``); resolves to the stored event."""
+        """Claim the next version of ``template.name`` (or ``requested``); resolves to the stored event.
+
+        The future fails with ArtifactVersionError if ``requested`` is taken and with
+        EventRefusedError if NATS refuses the claim; it stays pending while NATS is away.
+        """
         future: Future[ArtifactMaterialized] = Future()
         self._hand_over(_Claim(template, requested, future))
         return future
@@ -148,7 +178,7 @@ class EventPublisher:
             self._loop.call_soon_threadsafe(self._take_incoming)
 
     def flush(self, timeout: float) -> bool:
-        """Wait until everything queued is acknowledged; False if NATS stayed away too long."""
+        """Wait until everything queued is acknowledged or quarantined; False after ``timeout``."""
         done = asyncio.run_coroutine_threadsafe(self._drained(), self._loop)
         try:
             done.result(timeout)
@@ -157,43 +187,63 @@ class EventPublisher:
             done.cancel()
             return False
 
+    @property
+    def connected(self) -> bool:
+        """Whether the connection to NATS is up right now."""
+        return self._connected
+
     def close(self, timeout: float = 5.0) -> None:
+        """Flush (while connected), keep in the spool what is still unacknowledged, disconnect."""
         if not self._thread.is_alive():
             return
         if self._connected:  # while NATS is away the spool already holds what is left
             self.flush(timeout)
-        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout)
+        self._stop_loop(timeout)
         self.spool.close()
 
     @property
     def spooled(self) -> int:
         """How many events wait in the spool for NATS."""
-        return len(self.spool.read()[0])
+        return self.spool.count()
 
-    # -- loop side ---------------------------------------------------------------
+    def _stop_loop(self, timeout: float) -> None:
+        """End every task on the loop (none is left pending), then stop the loop and its thread."""
+        closing = asyncio.run_coroutine_threadsafe(self._close(), self._loop)
+        with contextlib.suppress(Exception):
+            closing.result(timeout)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    # -- loop side: connection -----------------------------------------------------
 
     async def _connect(self) -> None:
-        import nats
-        from nats.js.errors import NotFoundError
-
         self._wakeup = asyncio.Event()
-        self._nc = await nats.connect(
+        self._settled = asyncio.Event()
+        await self._open_connection()
+        self._sender = self._loop.create_task(self._send_loop())
+        if self.spool.adopt_orphans():
+            self._start_drain()
+
+    async def _open_connection(self) -> None:
+        """Connect, check the server, make sure the stream exists; fail fast on the first try."""
+        import nats
+
+        nc = await nats.connect(
             self.nats_url,
             connect_timeout=self.connect_timeout,
             allow_reconnect=False,  # fail fast on the first connect (bad credentials, wrong port)
             reconnect_time_wait=0.2,
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,
+            closed_cb=self._on_closed,
             error_cb=self._on_error,
         )
-        # once connected, ride out any outage: the spool keeps what NATS cannot take meanwhile
-        self._nc.options.update(allow_reconnect=True, max_reconnect_attempts=-1)
-        self._js = self._nc.jetstream(publish_async_max_pending=10_000)
-        server = self._nc.connected_server_version
+        server = nc.connected_server_version
         if (server.major, server.minor) < NATS_SERVER_REQUIRED:
-            await self._nc.close()
+            self._closing = True  # this close is ours, not an outage
+            await nc.close()
             required = ".".join(map(str, NATS_SERVER_REQUIRED))
             raise StackUnavailableError(
                 f"NATS at {redact_url(self.nats_url)} runs nats-server "
@@ -202,7 +252,18 @@ class EventPublisher:
                 "Nats-Expected-Last-Subject-Sequence-Subject). Upgrade that server, or unset "
                 "CAIRN_NATS_URL and use the local stack (`cairn up`), which ships a recent one."
             )
-        batched = (server.major, server.minor) >= FAST_INGEST_SINCE
+        # once connected, ride out any outage: the spool keeps what NATS cannot take meanwhile
+        nc.options.update(allow_reconnect=True, max_reconnect_attempts=-1)
+        self._nc, self._js = nc, nc.jetstream(publish_async_max_pending=10_000)
+        self._max_payload = int(nc.max_payload or _DEFAULT_MAX_PAYLOAD)
+        batched = await self._ensure_stream((server.major, server.minor) >= FAST_INGEST_SINCE)
+        self._fast = await FastIngest(nc, ack_timeout=self.ack_timeout).open() if batched else None
+        self._connected = True
+
+    async def _ensure_stream(self, batched: bool) -> bool:
+        """Create the stream if it is missing; whether it takes fast-ingest batches."""
+        from nats.js.errors import NotFoundError
+
         try:
             info = await self._js.stream_info(STREAM)
         except NotFoundError:
@@ -212,16 +273,10 @@ class EventPublisher:
                 duplicate_window=DUPLICATE_WINDOW_S,
                 allow_batched=batched or None,  # None: not sent, for servers that predate it
             )
-        else:
-            if batched and not info.config.allow_batched:
-                batched = await self._allow_batches(info.config)
-        if batched:
-            self._fast = await FastIngest(self._nc, ack_timeout=self.ack_timeout).open()
-        self._connected = True
-        self._sender = self._loop.create_task(self._send_loop())
-        if self.spool.adopt_orphans():
-            self._spool_pending = True
-            self._loop.create_task(self._drain_spool())
+            return batched
+        if batched and not info.config.allow_batched:
+            return await self._allow_batches(info.config)
+        return batched
 
     async def _allow_batches(self, config: Any) -> bool:
         """Turn on fast-ingest batches for a stream made without them; False if refused."""
@@ -232,12 +287,68 @@ class EventPublisher:
             return False
         return True
 
+    async def _on_disconnected(self) -> None:
+        was_connected, self._connected = self._connected, False
+        if self._closing:
+            return
+        if was_connected:
+            log.warning("publisher.nats_away", nats=redact_url(self.nats_url))
+        self._spool_unfinished()
+
+    async def _on_reconnected(self) -> None:
+        self._connected = True
+        log.info("publisher.nats_back", nats=redact_url(self.nats_url))
+        self._start_drain()
+
+    async def _on_closed(self) -> None:
+        """The connection ended for good (a protocol error from the server): open a new one."""
+        if self._closing:
+            return
+        await self._on_disconnected()
+        if self._reopener is None or self._reopener.done():
+            self._reopener = self._loop.create_task(self._reopen())
+
+    async def _reopen(self) -> None:
+        started, attempts, wait, error = time.monotonic(), 0, _RETRY_FIRST_S, ""
+        log.warning("publisher.reconnecting", nats=redact_url(self.nats_url))
+        while not self._closing:
+            attempts += 1
+            try:
+                await self._open_connection()
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, _RETRY_MAX_S)
+                continue
+            log.info(
+                "publisher.reconnected",
+                attempts=attempts,
+                seconds=round(time.monotonic() - started, 3),
+            )
+            self._claims.forget()
+            self._start_drain()
+            return
+        log.info("publisher.reconnect_abandoned", attempts=attempts, error=error)
+
+    async def _on_error(self, exc: Exception) -> None:
+        pass  # connection errors are handled by reconnecting and spooling
+
     async def _close(self) -> None:
         self._closing = True
-        if self._sender is not None:
-            self._sender.cancel()
+        self._spool_unfinished()  # the next Cairn process sends what is still unacknowledged
+        current = asyncio.current_task()
+        mine = [t for t in (self._sender, self._drainer, self._reopener) if t is not None]
+        for task in [*mine, *self._claiming]:
+            task.cancel()
         if self._nc is not None:
-            await self._nc.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._nc.close(), self.ack_timeout)
+        rest = [t for t in asyncio.all_tasks() if t is not current]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+
+    # -- loop side: sending ------------------------------------------------------
 
     def _take_incoming(self) -> None:
         self._wake_scheduled = False  # before draining, so a later hand-over schedules a new wake
@@ -247,8 +358,9 @@ class EventPublisher:
         self._wakeup.set()
 
     async def _send_loop(self) -> None:
-        assert self._wakeup is not None
+        assert self._wakeup is not None and self._settled is not None
         while True:
+            self._settled.set()
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
@@ -262,24 +374,21 @@ class EventPublisher:
                     claim = self._queue.popleft()
                     assert isinstance(claim, _Claim)
                     task = self._loop.create_task(self._run_claim(claim))
-                    self._claims.add(task)
-                    task.add_done_callback(self._claims.discard)
-                elif self._fast is None:
-                    item = self._queue.popleft()
-                    assert isinstance(item, Outgoing)
-                    await self._publish_one(item)
-                else:
-                    run = self._in_batch = self._take_run()
-                    try:
-                        await self._send_batch(run, self._publish_one)
-                    except BatchFailed as exc:
-                        # The connection broke. If NATS has not said so yet, put back what may
-                        # not be stored: _on_disconnected spools it in order with the rest.
-                        if self._in_batch is not None:
-                            self._queue.extendleft(reversed(run[exc.stored :]))
-                        break
-                    finally:
-                        self._in_batch = None
+                    self._claiming[task] = claim
+                    task.add_done_callback(self._claiming.pop)
+                    continue
+                run = self._in_batch = self._sendable(self._take_run())
+                try:
+                    if run:
+                        await self._send_events(run, self._publish_one)
+                except BatchFailed as exc:
+                    # The connection broke. If NATS has not said so yet, put back what may
+                    # not be stored: _on_disconnected spools it in order with the rest.
+                    if self._in_batch is not None:
+                        self._queue.extendleft(reversed(run[exc.stored :]))
+                    break
+                finally:
+                    self._in_batch = None
 
     def _take_run(self) -> list[Outgoing]:
         """The events at the head of the queue, up to the next claim (at most _MAX_BATCH)."""
@@ -289,17 +398,31 @@ class EventPublisher:
             run.append(queue.popleft())  # type: ignore[arg-type]
         return run
 
-    async def _send_batch(
+    def _sendable(self, items: list[Outgoing]) -> list[Outgoing]:
+        """``items`` less those NATS would refuse, which are quarantined with the reason."""
+        kept = []
+        for item in items:
+            reason = refusal_before_sending(item.subject, len(item.data), self._max_payload)
+            if reason is None:
+                kept.append(item)
+            else:
+                self._quarantine(_entry_of(item), reason)
+        return kept
+
+    async def _send_events(
         self, run: list[Outgoing], one_by_one: Callable[[Outgoing], Awaitable[None]]
     ) -> None:
-        """Send ``run`` as one fast-ingest batch; what it did not store goes through ``one_by_one``.
+        """Send ``run`` in one fast-ingest batch, or one by one on a server without batches.
 
         Raises BatchFailed if the connection broke: what was not stored then
         belongs in the spool, not in a retry.
         """
-        assert self._fast is not None
+        if self._fast is None:
+            for item in run:
+                await one_by_one(item)
+            return
         try:
-            self.last_seq = max(self.last_seq, await self._fast.send(run))
+            seq = await self._fast.send(run)
         except BatchFailed as exc:
             if not (self._connected and self._nc.is_connected):
                 raise
@@ -307,231 +430,299 @@ class EventPublisher:
             log.warning(
                 "publisher.batch_failed", reason=exc.reason, stored=exc.stored, resending=len(rest)
             )
-            if exc.err_code == NOT_ENABLED:  # the stream was changed under us
+            if exc.err_code == JetStreamError.BATCH_NOT_ENABLED:  # the stream changed under us
                 self._fast = None
-            for item in rest:
+            if exc.stored:
+                await self._learn_seq(run[exc.stored - 1].subject)
+            if one_by_one != self._publish_and_wait:
+                # From the send loop: let the drain send the rest, waiting for each answer
+                # (nats-py's publish_async never resolves a refusal: it raises in its callback).
+                self._resend_later(rest)
+                return
+            for item in rest:  # one by one: a refused message is quarantined, the rest go on
                 await one_by_one(item)
+        else:
+            self._saw(seq)
 
     async def _publish_one(self, item: Outgoing) -> None:
+        """Publish without waiting; the acknowledgement is handled by _on_ack."""
         try:
             ack = await self._js.publish_async(
                 item.subject, item.data, headers={Header.MSG_ID: item.msg_id}
             )
         except Exception as exc:
-            if self._nc.is_connected:  # refused by the client itself (e.g. over max_payload)
-                log.error(
-                    "publisher.publish_refused",
-                    subject=item.subject,
-                    event_id=item.msg_id,
-                    error=str(exc),
-                )
-            elif self._connected:  # down, and _on_disconnected is still to come: it spools this
-                self._inflight.append((item, self._loop.create_future()))
+            reason = refusal_of(exc)
+            if reason is not None and self._nc.is_connected:
+                self._quarantine(_entry_of(item), reason)
+            elif self._connected:  # NATS is away and has not said so yet, or is stalled
+                self._inflight.append(_Inflight(item, self._loop.create_future(), time.monotonic()))
             else:
                 self._spool_items([item])
             return
-        ack.add_done_callback(self._on_ack)
-        self._inflight.append((item, ack))
+        ack.add_done_callback(functools.partial(self._on_ack, item))
+        self._inflight.append(_Inflight(item, ack, time.monotonic()))
 
-    def _on_ack(self, ack: asyncio.Future[Any]) -> None:
-        if not ack.cancelled() and ack.exception() is None:
-            self.last_seq = max(self.last_seq, ack.result().seq)
-        elif not ack.cancelled():
-            log.warning("publisher.publish_refused", error=str(ack.exception()))
-        while self._inflight and self._inflight[0][1].done():
+    def _on_ack(self, item: Outgoing, ack: asyncio.Future[Any]) -> None:
+        if not ack.cancelled():  # cancelled: _on_disconnected spooled it
+            error = ack.exception()
+            if error is None:
+                self._saw(ack.result().seq)
+            elif (reason := refusal_of(error)) is not None:
+                self._quarantine(_entry_of(item), reason)
+            else:
+                self._resend_later([item])
+        while self._inflight and self._inflight[0].ack.done():
             self._inflight.popleft()
 
+    async def _publish_and_wait(self, item: Outgoing) -> None:
+        """Publish and wait for the acknowledgement; a refused event is quarantined."""
+        try:
+            ack = await self._js.publish(
+                item.subject,
+                item.data,
+                headers={Header.MSG_ID: item.msg_id},
+                timeout=self.ack_timeout,
+            )
+        except Exception as exc:
+            reason = refusal_of(exc)
+            if reason is None:
+                raise
+            self._quarantine(_entry_of(item), reason)
+            return
+        self._saw(ack.seq)
+
+    async def _learn_seq(self, subject: str) -> None:
+        """Raise last_seq to the newest message on ``subject`` (a batch stored part of itself)."""
+        with contextlib.suppress(Exception):  # only read-your-writes precision is at stake
+            self._saw((await self._js.get_last_msg(STREAM, subject)).seq)
+
+    def _saw(self, seq: int) -> None:
+        """JetStream stored something at ``seq``: read-your-writes waits for at least this."""
+        if seq > self.last_seq:
+            self.last_seq = seq
+
+    # -- loop side: claims ---------------------------------------------------------
+
     async def _run_claim(self, claim: _Claim) -> None:
+        entry = _claim_entry(claim.template, claim.requested)
         try:
-            event = await self._claim_version(claim.template, claim.requested)
+            await self._claim(claim.template, claim.requested, claim.future)
         except ArtifactVersionError as exc:
-            claim.future.set_exception(exc)
+            _settle(claim.future, exc)
+        except Refused as refused:
+            self._quarantine(entry, refused.reason)
+            _settle(claim.future, self._refused_error(claim.template, refused.reason))
         except Exception as exc:  # NATS went away mid-claim: redo it from the spool
-            log.warning("publisher.claim_deferred", name=claim.template.name, error=str(exc))
-            self._spooled_claims[claim.template.event_id] = claim.future
+            log.info("publisher.claim_deferred", name=claim.template.name, error=str(exc))
             self._spool_items([claim])
-        else:
-            claim.future.set_result(event)
 
-    async def _claim_version(
-        self, template: ArtifactMaterialized, requested: str | None
-    ) -> ArtifactMaterialized:
-        from nats.js.errors import APIError, NotFoundError
-
-        name = template.name
-        lock = self._name_locks.setdefault(name, asyncio.Lock())
-        async with lock:
-            while True:
-                last = self._last_claim.get(name)
-                if last is None:
-                    last, mine = await self._read_last_claim(template)
-                    if mine is not None:
-                        return mine
-                last_seq, count = last
-                if requested is not None:
-                    try:
-                        await self._js.get_last_msg(
-                            STREAM, artifact_version_subject(name, requested)
-                        )
-                    except NotFoundError:
-                        pass
-                    else:
-                        raise ArtifactVersionError(
-                            f"Artifact '{name}' already has version '{requested}'; an explicit "
-                            "version can be used once per name. Choose another version, or leave "
-                            f"it out to get the next number ({count + 1})."
-                        )
-                event = msgspec.structs.replace(
-                    template,
-                    version=requested or str(count + 1),
-                    numeric_count=count if requested else count + 1,
-                )
-                headers = {
-                    Header.MSG_ID: event.event_id,
-                    Header.EXPECTED_LAST_SUBJECT_SEQUENCE: str(last_seq),
-                    Header.EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT: artifact_versions_filter(name),
-                }
-                try:
-                    ack = await self._js.publish(
-                        artifact_version_subject(name, event.version),
-                        encode(event),
-                        headers=headers,
-                        timeout=self.ack_timeout,
-                    )
-                except APIError as exc:
-                    if exc.err_code != _WRONG_LAST_SEQUENCE:
-                        raise
-                    self._last_claim.pop(name, None)  # another writer got there: re-read
-                    continue
-                if ack.duplicate:  # an earlier attempt of ours was stored: take its version
-                    event = decode((await self._js.get_msg(STREAM, seq=ack.seq)).data)
-                self._last_claim[name] = (ack.seq, event.numeric_count)
-                self.last_seq = max(self.last_seq, ack.seq)
-                return event
-
-    async def _read_last_claim(
-        self, template: ArtifactMaterialized
-    ) -> tuple[tuple[int, int], ArtifactMaterialized | None]:
-        """The newest version of the name (seq, count), and it if it is ours already."""
-        from nats.js.errors import NotFoundError
-
+    async def _claim(
+        self,
+        template: ArtifactMaterialized,
+        requested: str | None,
+        future: Future[ArtifactMaterialized] | None,
+    ) -> None:
+        """Claim a version; raises Refused when NATS refuses it, anything else when it is away."""
+        # The size is left to nats-py (MaxPayloadError) and JetStream: a claim waits for its answer.
+        subject = artifact_version_subject(template.name, requested or "0")
+        reason = refusal_before_sending(subject, 0, self._max_payload)
+        if reason is not None:
+            raise Refused(reason)
         try:
-            msg = await self._js.get_last_msg(STREAM, artifact_versions_filter(template.name))
-        except NotFoundError:
-            return (0, 0), None
-        latest: ArtifactMaterialized = decode(msg.data)
-        mine = latest if latest.event_id == template.event_id else None
-        return (msg.seq, latest.numeric_count), mine
+            claimed = await self._claims.claim(self._js, template, requested)
+        except ArtifactVersionError:
+            raise
+        except Exception as exc:
+            if (reason := refusal_of(exc)) is not None:
+                raise Refused(reason) from exc
+            raise
+        self._saw(claimed.seq)
+        if future is not None:
+            _settle(future, claimed.event)
+
+    def _refused_error(self, template: ArtifactMaterialized, reason: str) -> EventRefusedError:
+        return EventRefusedError(
+            f"NATS refused the version claim of artifact '{template.name}': {reason}. "
+            f"It is kept in {self.quarantine.directory}; see `cairn spool status`."
+        )
+
+    # -- loop side: spool and quarantine -------------------------------------------
 
     def _spool_items(self, items: list[Outgoing | _Claim]) -> None:
         entries = []
         for item in items:
             if isinstance(item, _Claim):
                 self._spooled_claims[item.template.event_id] = item.future
-                entries.append(
-                    SpoolEntry(
-                        subject=artifact_versions_filter(item.template.name),
-                        event=msgspec.Raw(encode(item.template)),
-                        claim=True,
-                        requested_version=item.requested,
-                    )
-                )
+                entries.append(_claim_entry(item.template, item.requested))
             else:
-                entries.append(SpoolEntry(subject=item.subject, event=msgspec.Raw(item.data)))
+                entries.append(_entry_of(item))
         if not entries:
             return
         self.spool.append(entries)
         self._spool_pending = True
-        log.warning("publisher.spooled", n=len(entries), spool=str(self.spool.path))
+        if not self._spooling:
+            self._spooling = True
+            log.warning("publisher.spooling", spool=str(self.spool.path))
 
-    async def _on_disconnected(self) -> None:
-        self._connected = False
-        if self._closing:
-            return
-        unacked: list[Outgoing | _Claim] = [item for item, ack in self._inflight if not ack.done()]
-        for _, ack in self._inflight:
-            ack.cancel()
+    def _spool_unfinished(self) -> None:
+        """Spool, in order, everything handed over and not yet acknowledged."""
+        unacked: list[Outgoing | _Claim] = [f.item for f in self._inflight if not f.ack.done()]
+        for flight in self._inflight:
+            flight.ack.cancel()
         self._inflight.clear()
         if self._fast is not None and self._in_batch is not None:
             unacked += self._fast.abandon()
             self._in_batch = None
+        if self._closing:
+            unacked += [c for task, c in self._claiming.items() if not task.done()]
+            self._queue.extend(self._incoming)
+            self._incoming.clear()
         self._spool_items(unacked + list(self._queue))
         self._queue.clear()
 
-    async def _on_reconnected(self) -> None:
-        self._connected = True
-        self._loop.create_task(self._drain_spool())
+    def _resend_later(self, items: list[Outgoing]) -> None:
+        """Not acknowledged in time while connected: send again from the spool."""
+        self._spool_items(list(items))
+        if self._connected:
+            self._start_drain()
 
-    async def _on_error(self, exc: Exception) -> None:
-        pass  # connection errors are handled by reconnecting and spooling
+    def _quarantine(self, entry: SpoolEntry, reason: str) -> None:
+        """Keep a refused event with its reason, report it once, and go on."""
+        record = quarantined(entry, reason)
+        self.quarantine.add(record)
+        self.refused += 1
+        log.error(
+            "publisher.event_quarantined",
+            event_id=record.event_id,
+            event_type=record.event_type,
+            subject=entry.subject[:200],
+            reason=reason,
+            file=str(self.quarantine.path),
+        )
+        if self.refused <= _REPORTED_REFUSALS:
+            sys.stderr.write(
+                f"cairn: NATS refused {record.event_type} event {record.event_id}: {reason}. "
+                f"It is kept in {self.quarantine.path}; `cairn spool status` lists it, "
+                "`cairn spool retry` or `cairn spool discard` handles it.\n"
+            )
+        elif self.refused == _REPORTED_REFUSALS + 1:
+            sys.stderr.write("cairn: NATS refused more events; `cairn spool status` lists them\n")
+
+    def _start_drain(self) -> None:
+        if self.spool.count():
+            self._spool_pending = True
+        if self._spool_pending and (self._drainer is None or self._drainer.done()):
+            self._drainer = self._loop.create_task(self._drain_spool())
 
     async def _drain_spool(self) -> None:
-        """Send everything spooled, in order; retry until it is all acknowledged."""
-        while self._spool_pending and self._connected:
-            entries, end = self.spool.read()
-            try:
-                await self._send_spooled(entries)
-            except Exception as exc:  # still not accepting (JetStream may lag the reconnect)
-                log.info("publisher.spool_drain_retry", error=str(exc))
-                await asyncio.sleep(0.5)
-                continue
-            self.spool.discard_through(end)
-            if self.spool.read()[0]:  # spooled while we drained: go round again
-                continue
-            self._spool_pending = False
-            assert self._wakeup is not None
-            self._wakeup.set()
-            log.info("publisher.spool_drained")
+        """Send everything spooled, in order; wait out outages, quarantine refusals.
 
-    async def _send_spooled(self, entries: list[SpoolEntry]) -> None:
-        """Redo the claims one at a time, and send the events between them in batches.
-
-        Raises if anything is not acknowledged; the caller sends it all again
-        (``Nats-Msg-Id`` drops what JetStream already has).
+        Logs when it starts waiting for NATS and when it ends, with counts, not per attempt.
         """
-        for is_claim, group in itertools.groupby(entries, key=lambda entry: entry.claim):
-            if is_claim:
-                for entry in group:
-                    await self._redo_claim(entry)
-                continue
-            events = [_outgoing(entry) for entry in group]
-            for start in range(0, len(events), _MAX_BATCH):
-                run = events[start : start + _MAX_BATCH]
-                if self._fast is not None:
-                    await self._send_batch(run, self._publish_and_wait)
-                else:
-                    for item in run:
-                        await self._publish_and_wait(item)
+        started, retries, sent, wait = time.monotonic(), 0, 0, _RETRY_FIRST_S
+        refused_before = self.refused
+        while self._spool_pending and self._connected and not self._closing:
+            entries, end = self.spool.read(self._drain_offset)
+            if not entries:
+                self.spool.discard_through(end)
+                self._drain_offset = 0
+                if self.spool.count():  # spooled while we drained: go round again
+                    continue
+                self._spool_pending = self._spooling = False
+                assert self._wakeup is not None
+                self._wakeup.set()
+                log.info(
+                    "publisher.spool_drained",
+                    sent=sent,
+                    quarantined=self.refused - refused_before,
+                    retries=retries,
+                    seconds=round(time.monotonic() - started, 3),
+                )
+                return
+            try:
+                for unit, unit_end in _units(entries):
+                    sent += await self._send_unit(unit)
+                    self._drain_offset = unit_end
+            except Exception as exc:  # NATS is not taking anything right now
+                if retries == 0:
+                    log.warning(
+                        "publisher.spool_drain_waiting",
+                        pending=len(entries),
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+                retries += 1
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, _RETRY_MAX_S)
+                if retries % 5 == 0:  # NoStreamResponse after a restart: make sure it exists
+                    with contextlib.suppress(Exception):
+                        await self._ensure_stream(self._fast is not None)
+        if self._spool_pending and not self._closing:
+            log.info("publisher.spool_drain_paused", sent=sent, retries=retries)
 
-    async def _redo_claim(self, entry: SpoolEntry) -> None:
-        template: ArtifactMaterialized = decode(bytes(entry.event))
-        future = self._spooled_claims.pop(template.event_id, None)
+    async def _send_unit(self, unit: SpoolEntry | Unreadable | list[SpoolEntry]) -> int:
+        """Send one claim or one run of events from the spool; how many were sent.
+
+        Raises when NATS is away (the drain waits and sends the unit again).
+        """
+        if isinstance(unit, Unreadable):
+            raw = msgspec.json.encode(unit.line.decode(errors="replace"))
+            entry = SpoolEntry(subject="?", event=msgspec.Raw(raw))
+            self._quarantine(entry, f"the spool line cannot be read: {unit.error}")
+            return 0
+        if isinstance(unit, SpoolEntry):
+            return await self._redo_claim(unit)
+        run = self._sendable([_outgoing(entry) for entry in unit])
+        if run:
+            await self._send_events(run, self._publish_and_wait)
+        return len(run)
+
+    async def _redo_claim(self, entry: SpoolEntry) -> int:
         try:
-            event = await self._claim_version(template, entry.requested_version)
+            template: ArtifactMaterialized = decode(bytes(entry.event))
+        except Exception as exc:
+            self._quarantine(entry, f"the spooled claim cannot be read: {exc}")
+            return 0
+        future = self._spooled_claims.get(template.event_id)
+        try:
+            await self._claim(template, entry.requested_version, future)
         except ArtifactVersionError as exc:
-            log.error("publisher.spooled_claim_refused", name=template.name, error=str(exc))
-            if future is not None and not future.done():
-                future.set_exception(exc)
-            return
-        if future is not None and not future.done():
-            future.set_result(event)
-
-    async def _publish_and_wait(self, item: Outgoing) -> None:
-        ack = await self._js.publish(
-            item.subject, item.data, headers={Header.MSG_ID: item.msg_id}, timeout=self.ack_timeout
-        )
-        self.last_seq = max(self.last_seq, ack.seq)
+            self._quarantine(entry, str(exc))
+            reason: BaseException = exc
+        except Refused as refused:
+            self._quarantine(entry, refused.reason)
+            reason = self._refused_error(template, refused.reason)
+        else:
+            self._spooled_claims.pop(template.event_id, None)
+            return 1
+        self._spooled_claims.pop(template.event_id, None)
+        if future is not None:
+            _settle(future, reason)
+        return 0
 
     async def _drained(self) -> None:
+        assert self._settled is not None
         while True:
             if self._incoming or self._queue or self._spool_pending or self._in_batch is not None:
-                await asyncio.sleep(0.005)
+                self._settled.clear()  # the send loop sets it when it is idle again
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._settled.wait(), 0.05)
                 continue
-            pending: list[Any] = [ack for _, ack in self._inflight if not ack.done()]
-            pending += [task for task in self._claims if not task.done()]
+            pending: list[Any] = [f.ack for f in self._inflight if not f.ack.done()]
+            pending += [task for task in self._claiming if not task.done()]
             if not pending:
                 return
             await asyncio.wait(pending, timeout=0.05)
+            self._resend_overdue()
+
+    def _resend_overdue(self) -> None:
+        """Acknowledgements overdue while connected (a message dropped on the way): resend."""
+        overdue_before = time.monotonic() - self.ack_timeout
+        overdue = [f for f in self._inflight if not f.ack.done() and f.sent_at < overdue_before]
+        if overdue and self._connected:
+            for flight in overdue:
+                flight.ack.cancel()
+            log.info("publisher.acks_overdue", n=len(overdue))
+            self._resend_later([f.item for f in overdue])
 
 
 class _EventId(msgspec.Struct):
@@ -543,4 +734,58 @@ _event_id = msgspec.json.Decoder(_EventId).decode
 
 def _outgoing(entry: SpoolEntry) -> Outgoing:
     data = bytes(entry.event)
-    return Outgoing(entry.subject, data, _event_id(data).event_id)
+    try:
+        msg_id = _event_id(data).event_id
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        msg_id = ""  # refused before sending: it is not an event
+    return Outgoing(entry.subject, data, msg_id)
+
+
+def _entry_of(item: Outgoing) -> SpoolEntry:
+    return SpoolEntry(subject=item.subject, event=msgspec.Raw(item.data))
+
+
+def _claim_entry(template: ArtifactMaterialized, requested: str | None) -> SpoolEntry:
+    return SpoolEntry(
+        subject=artifact_versions_filter(template.name),
+        event=msgspec.Raw(encode(template)),
+        claim=True,
+        requested_version=requested,
+    )
+
+
+def _units(
+    entries: list[tuple[SpoolEntry | Unreadable, int]],
+) -> Iterator[tuple[SpoolEntry | Unreadable | list[SpoolEntry], int]]:
+    """Spooled entries as what is sent at once: each claim alone, events in runs up to _MAX_BATCH.
+
+    Each unit comes with the spool offset just past it.
+    """
+    run: list[SpoolEntry] = []
+    run_end = 0
+    for entry, end in entries:
+        if isinstance(entry, SpoolEntry) and not entry.claim:
+            run.append(entry)
+            run_end = end
+            if len(run) < _MAX_BATCH:
+                continue
+            yield run, run_end
+            run = []
+            continue
+        if run:
+            yield run, run_end
+            run = []
+        yield entry, end
+    if run:
+        yield run, run_end
+
+
+def _settle(
+    future: Future[ArtifactMaterialized], outcome: ArtifactMaterialized | BaseException
+) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

@@ -7,6 +7,7 @@ steps in memory and stored through their materializers.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import traceback
@@ -21,6 +22,7 @@ from cairn_events import (
     StepFailed,
     StepFinished,
     StepStarted,
+    label_problem,
     new_id,
     utcnow,
 )
@@ -29,11 +31,23 @@ from .composition import Composition, Invocation, OutputHandle, composing, end_c
 from .context import StepContext, reset_step_context, set_step_context
 from .errors import ArtifactNameError, StepTypeError
 from .models import ArtifactVersion, PipelineRun, RunConfig, StepConfig, StepRun
-from .naming import OutputSpec, resolve_name, standard_substitutions
+from .naming import (
+    OutputSpec,
+    check_artifact_name,
+    check_run_name,
+    requested_version,
+    resolve_name,
+    shown,
+    standard_substitutions,
+)
 from .outputs import save_outputs
 from .pipelines import Pipeline
 from .tracking import Tracker, get_tracker
-from .validation import check_type, json_parameter
+from .validation import check_type, json_parameters
+
+#: What a failed step's event keeps of its error and traceback (events stay far below 1 MB).
+_MAX_ERROR_CHARS = 8_000
+_MAX_TRACEBACK_CHARS = 64_000
 
 
 class _Produced(msgspec.Struct):
@@ -49,10 +63,16 @@ class _Produced(msgspec.Struct):
         return self.template.artifact_version_id
 
     def stored(self) -> ArtifactMaterialized:
-        """The claimed version; while NATS is away (claim spooled) the version reads "pending"."""
-        if self.claim.done():
-            return self.claim.result()
-        return msgspec.structs.replace(self.template, version="pending")
+        """The claimed version.
+
+        While NATS is away (the claim waits in the spool) the version reads "pending";
+        if NATS refused the claim (it is quarantined) it reads "refused".
+        """
+        if not self.claim.done():
+            return msgspec.structs.replace(self.template, version="pending")
+        if self.claim.exception() is not None:
+            return msgspec.structs.replace(self.template, version="refused")
+        return self.claim.result()
 
 
 class _StepFailure(Exception):
@@ -77,8 +97,10 @@ class _RunExecution:
     def _run_name(self) -> str:
         template = self.pipeline.run_name
         if template is None:
-            return f"{self.pipeline.name}-{self.substitutions['date']}-{self.substitutions['time']}"
-        return resolve_name(template, self.substitutions, step="(run name)", output="run_name")
+            name = f"{self.pipeline.name}-{self.substitutions['date']}-{self.substitutions['time']}"
+        else:
+            name = resolve_name(template, self.substitutions, step="(run name)", output="run_name")
+        return check_run_name(name, pipeline=self.pipeline.name)
 
     def compose(self) -> Composition:
         composition = Composition(self.pipeline.name)
@@ -88,20 +110,16 @@ class _RunExecution:
         finally:
             end_composing(token)
         for invocation in composition.invocations.values():  # fail before anything is recorded
-            invocation.parameters = {
-                name: json_parameter(value, name=name, owner=f"step '{invocation.id}'")
-                for name, value in invocation.arguments.items()
-                if not isinstance(value, OutputHandle)
-            }
+            invocation.parameters = json_parameters(
+                {k: v for k, v in invocation.arguments.items() if not isinstance(v, OutputHandle)},
+                owner=f"step '{invocation.id}'",
+            )
         return composition
 
     def run(self) -> PipelineRun:
         composition = self.compose()
         order = composition.order()
-        owner = f"pipeline '{self.pipeline.name}'"
-        json_params = {
-            k: json_parameter(v, name=k, owner=owner) for k, v in self.parameters.items()
-        }
+        json_params = json_parameters(self.parameters, owner=f"pipeline '{self.pipeline.name}'")
         self.tracker.publish(
             RunStarted(
                 run_id=self.run_id,
@@ -126,7 +144,7 @@ class _RunExecution:
                         run_id=self.run_id,
                         status="failed",
                         duration_s=time.perf_counter() - t0,
-                        error=f"{type(error).__name__}: {error}",
+                        error=_recordable(f"{type(error).__name__}: {error}", _MAX_ERROR_CHARS),
                         failed_step=failure.step_name,
                     )
                 )
@@ -183,8 +201,9 @@ class _RunExecution:
             for name, value in kwargs.items():
                 annotation = step.input_annotations.get(name)
                 check_type(value, annotation, step=invocation.id, what=f"input '{name}'")
+            names = self.output_names(invocation, substitutions)  # bad names fail before the work
             result = step.func(**kwargs)
-            outputs = self.store_outputs(invocation, step_run_id, substitutions, result)
+            outputs = self.store_outputs(invocation, step_run_id, names, result)
         except BaseException as error:  # the run fails with the step, whatever it raised
             duration = time.perf_counter() - t0
             self.tracker.publish(
@@ -194,8 +213,10 @@ class _RunExecution:
                     step_name=invocation.id,
                     duration_s=duration,
                     error_type=type(error).__qualname__,
-                    error_message=str(error),
-                    traceback="".join(traceback.format_exception(error)),
+                    error_message=_recordable(str(error), _MAX_ERROR_CHARS),
+                    traceback=_recordable(
+                        "".join(traceback.format_exception(error)), _MAX_TRACEBACK_CHARS
+                    ),
                 )
             )
             _say(
@@ -229,33 +250,49 @@ class _RunExecution:
         )
         self.step_inputs[invocation.id] = inputs
 
-    def store_outputs(
-        self, invocation: Invocation, step_run_id: str, substitutions: dict[str, str], result: Any
-    ) -> list[_Produced]:
-        specs = invocation.step.outputs
-        values = _split_outputs(invocation.id, specs, result)
+    def output_names(self, invocation: Invocation, substitutions: dict[str, str]) -> dict[str, str]:
+        """The artifact name of each output of ``invocation``, resolved and checked."""
         names: dict[str, str] = {}
-        for spec, value in zip(specs, values, strict=True):
-            check_type(value, spec.annotation, step=invocation.id, what=f"output '{spec.key}'")
-            name = (
-                resolve_name(spec.name_template, substitutions, step=invocation.id, output=spec.key)
-                if spec.name_template is not None
-                else f"{self.pipeline.name}::{invocation.id}::{spec.key}"
-            )
+        for spec in invocation.step.outputs:
+            if spec.name_template is not None:
+                name = resolve_name(
+                    spec.name_template, substitutions, step=invocation.id, output=spec.key
+                )
+            else:
+                name = f"{self.pipeline.name}::{invocation.id}::{spec.key}"
+            check_artifact_name(name, step=invocation.id, output=spec.key)
+            requested_version(spec.config.version if spec.config else None, name)
+            for tag in spec.config.tags if spec.config else ():
+                if (problem := label_problem(tag)) is not None:
+                    raise ArtifactNameError(
+                        f"Tag {shown(tag)} of output {shown(spec.key)} in step '{invocation.id}' "
+                        f"{problem}; tags follow the rules of artifact names"
+                    )
             if name in names.values():
                 raise ArtifactNameError(
                     f"Step '{invocation.id}' gives two outputs the artifact name '{name}'; "
                     "give each output its own name"
                 )
             names[spec.key] = name
+        return names
+
+    def store_outputs(
+        self, invocation: Invocation, step_run_id: str, names: dict[str, str], result: Any
+    ) -> list[_Produced]:
+        specs = invocation.step.outputs
+        values = _split_outputs(invocation.id, specs, result)
+        for spec, value in zip(specs, values, strict=True):
+            check_type(value, spec.annotation, step=invocation.id, what=f"output '{spec.key}'")
         saved = save_outputs(
             self.tracker.store, invocation.step, step_run_id, self.run_id, specs, values, names
         )
         produced = []
         for spec, value, (template, requested) in zip(specs, values, saved, strict=True):
             claim = self.tracker.claim_version(template, requested)
-            if requested is not None:
-                claim.result()  # an explicit version that is taken fails the step now
+            if requested is not None:  # an explicit version that is taken fails the step now
+                # while NATS is away the version reads "pending" until it is back
+                with contextlib.suppress(TimeoutError):
+                    claim.result(timeout=self.tracker.flush_timeout)
             key = names[spec.key] if spec.is_named else spec.key
             item = _Produced(value, key, claim, template)
             self.produced[(invocation.id, spec.key)] = item
@@ -325,6 +362,14 @@ def _artifact_version(event: ArtifactMaterialized) -> ArtifactVersion:
         output_name=event.output_name,
         visualizations=dict(event.visualizations),
     )
+
+
+def _recordable(text: str, limit: int) -> str:
+    """``text`` as an event can hold it: NUL (Postgres refuses it) escaped, at most ``limit``."""
+    text = text.replace("\x00", "\\x00")
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}\n... ({len(text):,} characters in all) ...\n{text[-limit // 2 :]}"
 
 
 def _say(line: str) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from cairn_events import ArtifactMaterialized, Event
 
-from .settings import Settings, resolve_settings
+from .settings import Settings, redact_url, resolve_settings
 
 if TYPE_CHECKING:
     from .artifact_stores import ArtifactStore
@@ -51,10 +51,19 @@ class Tracker:
     def flush(self) -> int:
         """Wait until NATS has everything; if it stays away, say where the events are kept."""
         if not self.publisher.flush(self.flush_timeout):
-            sys.stderr.write(
-                f"cairn: NATS at {self.settings.nats_url} is unreachable; "
-                f"events are kept in {self.publisher.spool.path} and will be sent when it is back\n"
-            )
+            where = redact_url(self.settings.nats_url)
+            if self.publisher.connected:
+                sys.stderr.write(
+                    f"cairn: NATS at {where} has not acknowledged every event within "
+                    f"{self.flush_timeout:g} s (CAIRN_FLUSH_TIMEOUT); what is left is sent in the "
+                    f"background, and kept in {self.publisher.spool.path} if this process "
+                    "exits first\n"
+                )
+            else:
+                sys.stderr.write(
+                    f"cairn: NATS at {where} is unreachable; events are kept in "
+                    f"{self.publisher.spool.path} and will be sent when it is back\n"
+                )
         return self.publisher.last_seq
 
     def close(self) -> None:

@@ -5,20 +5,34 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import msgspec
+
 from .errors import ParameterError, StepTypeError
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
+#: The most JSON a step's (or a pipeline's) parameters may take: they travel in one event.
+MAX_PARAMETERS_BYTES = 256 * 1024
 _validators: dict[Any, Any] = {}
 
 
 def json_parameter(value: Any, *, name: str, owner: str) -> Any:
     """``value`` as plain JSON (tuples become lists); ParameterError if it is not JSON."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ParameterError(
+            f"Parameter '{name}' of {owner} holds a NUL character (\\x00), which Cairn cannot "
+            "record; remove it, or pass the value as an artifact (return it from a step)."
+        )
     if isinstance(value, _JSON_SCALARS):
         return value
     if isinstance(value, (list, tuple)):
         return [json_parameter(item, name=name, owner=owner) for item in value]
     if isinstance(value, dict):
         for key in value:
+            if isinstance(key, str) and "\x00" in key:
+                raise ParameterError(
+                    f"Parameter '{name}' of {owner} has a dict key holding a NUL character "
+                    "(\\x00), which Cairn cannot record; rename the key."
+                )
             if not isinstance(key, str):
                 raise ParameterError(
                     f"Parameter '{name}' of {owner} is a dict with a {type(key).__name__} key "
@@ -30,6 +44,23 @@ def json_parameter(value: Any, *, name: str, owner: str) -> Any:
         "parameters must be numbers, strings, booleans, None, or lists/dicts of them. "
         "Pass other objects as artifacts: return them from a step and hand that output on."
     )
+
+
+def json_parameters(values: dict[str, Any], *, owner: str) -> dict[str, Any]:
+    """Each value as plain JSON (see :func:`json_parameter`), at most MAX_PARAMETERS_BYTES in all."""
+    converted = {
+        name: json_parameter(value, name=name, owner=owner) for name, value in values.items()
+    }
+    size = len(msgspec.json.encode(converted))
+    if size > MAX_PARAMETERS_BYTES:
+        sizes = {name: len(msgspec.json.encode(v)) for name, v in converted.items()}
+        biggest = max(sizes, key=sizes.__getitem__)
+        raise ParameterError(
+            f"The parameters of {owner} are {size:,} bytes as JSON; the limit is "
+            f"{MAX_PARAMETERS_BYTES:,} (the largest is '{biggest}', {sizes[biggest]:,} bytes). "
+            "Pass large values as artifacts: return them from a step and hand that output on."
+        )
+    return converted
 
 
 def check_type(value: Any, annotation: Any, *, step: str, what: str) -> None:

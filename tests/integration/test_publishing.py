@@ -222,3 +222,78 @@ def test_nats_locked_with_credentials(tmp_path: os.PathLike[str]) -> None:
         assert refused.returncode != 0
         assert "Cannot reach NATS at nats://***@127.0.0.1:" in refused.stderr
         assert "wrong-pw" not in refused.stderr
+
+
+EXPLICIT_DURING_OUTAGE = """
+import pathlib, sys, time
+from typing import Annotated
+from cairn import ArtifactConfig, pipeline, step
+from cairn.tracking import get_tracker
+
+signals, uid = pathlib.Path(sys.argv[1]), sys.argv[2]
+get_tracker()  # connected before NATS goes away
+(signals / "connected").touch()
+while not (signals / "go").exists():
+    time.sleep(0.02)
+
+@step
+def s() -> Annotated[int, ArtifactConfig(name="explicit_" + uid, version="v-" + uid)]:
+    return 1
+
+@pipeline(name="explicit_" + uid)
+def p() -> None:
+    s()
+
+t0 = time.monotonic()
+run = p()
+print("VERSION", run.steps["s"].output.version, "SECONDS", round(time.monotonic() - t0, 2))
+"""
+
+
+@pytest.mark.usefixtures("cairn_stack")
+def test_an_explicit_version_waits_no_longer_than_the_flush_timeout_during_an_outage(
+    nats_server: NatsServer, uid: str, tmp_path: os.PathLike[str]
+) -> None:
+    from pathlib import Path
+
+    signals = Path(tmp_path)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", EXPLICIT_DURING_OUTAGE, str(signals), uid],
+        env={**os.environ, "CAIRN_FLUSH_TIMEOUT": "2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (signals / "connected").exists():
+        assert writer.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    nats_server.stop()
+    try:
+        (signals / "go").touch()
+        out, err = writer.communicate(timeout=60)
+    finally:
+        nats_server.start()
+    assert writer.returncode == 0, err
+    version, seconds = out.split("VERSION ")[1].split(" SECONDS ")
+    # one flush timeout for the claim and one at the end of the run, not the whole outage
+    assert version == "pending" and float(seconds) < 2 * 2 + 3
+    assert "is unreachable; events are kept in" in err
+    assert "Task was destroyed" not in err and "Traceback" not in err
+    # retrying logs once when it starts and once when it ends, not per attempt
+    assert len([line for line in out.splitlines() if "publisher." in line]) <= 4
+
+    helper = "from cairn.tracking import get_tracker; get_tracker().flush()"
+    done = subprocess.run(
+        [sys.executable, "-c", helper], env=os.environ.copy(), capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            stored = Client().get_artifact_version(f"explicit_{uid}", f"v-{uid}")
+            break
+        except Exception:
+            assert time.monotonic() < deadline, "the spooled claim was never delivered"
+            time.sleep(0.1)
+    assert stored.load() == 1

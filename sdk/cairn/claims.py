@@ -1,0 +1,123 @@
+"""Claiming artifact versions by compare-and-set on the name's subjects.
+
+The event for a new version of name N is published on N's own subject with
+``Nats-Expected-Last-Subject-Sequence`` over every version subject of N; a
+stale expectation (another writer got there first) is refused with
+:attr:`JetStreamError.WRONG_LAST_SEQUENCE`, and the claim re-reads and retries.
+A version number is therefore a fact of the log, and no two writers share one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from cairn_events import (
+    STREAM,
+    ArtifactMaterialized,
+    Header,
+    JetStreamError,
+    artifact_version_subject,
+    artifact_versions_filter,
+    decode,
+    encode,
+)
+
+from .errors import ArtifactVersionError
+
+
+class Claimed(msgspec.Struct, frozen=True):
+    """The stored version event and the stream sequence JetStream stored it at."""
+
+    event: ArtifactMaterialized
+    seq: int
+
+
+class VersionClaims:
+    """Claims versions over one JetStream context; remembers each name's last claim.
+
+    A writer that remembers the sequence of its own last claim skips the read
+    until it meets a conflict. Claims of one name are made one at a time.
+    """
+
+    def __init__(self, ack_timeout: float) -> None:
+        self.ack_timeout = ack_timeout
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._last: dict[str, tuple[int, int]] = {}  # name -> (stream seq, numeric count)
+
+    def forget(self) -> None:
+        """Re-read every name on its next claim (the stream may have moved meanwhile)."""
+        self._last.clear()
+
+    async def claim(
+        self, js: Any, template: ArtifactMaterialized, requested: str | None
+    ) -> Claimed:
+        """Store ``template`` as the next numbered version of its name, or as ``requested``.
+
+        Raises ArtifactVersionError if ``requested`` is taken; anything NATS raises
+        propagates (the caller tells an outage from a refusal). A claim made again
+        after an outage finds its own earlier attempt and returns it.
+        """
+        from nats.js.errors import APIError, NotFoundError
+
+        name = template.name
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            while True:
+                last = self._last.get(name)
+                if last is None:
+                    last, mine = await self._read_last(js, template)
+                    if mine is not None:
+                        return mine
+                last_seq, count = last
+                if requested is not None:
+                    try:
+                        await js.get_last_msg(STREAM, artifact_version_subject(name, requested))
+                    except NotFoundError:
+                        pass
+                    else:
+                        raise ArtifactVersionError(
+                            f"Artifact '{name}' already has version '{requested}'; an explicit "
+                            "version can be used once per name. Choose another version, or leave "
+                            f"it out to get the next number ({count + 1})."
+                        )
+                event = msgspec.structs.replace(
+                    template,
+                    version=requested or str(count + 1),
+                    numeric_count=count if requested else count + 1,
+                )
+                headers = {
+                    Header.MSG_ID: event.event_id,
+                    Header.EXPECTED_LAST_SUBJECT_SEQUENCE: str(last_seq),
+                    Header.EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT: artifact_versions_filter(name),
+                }
+                try:
+                    ack = await js.publish(
+                        artifact_version_subject(name, event.version),
+                        encode(event),
+                        headers=headers,
+                        timeout=self.ack_timeout,
+                    )
+                except APIError as exc:
+                    if exc.err_code != JetStreamError.WRONG_LAST_SEQUENCE:
+                        raise
+                    self._last.pop(name, None)  # another writer got there: re-read
+                    continue
+                if ack.duplicate:  # an earlier attempt of ours was stored: take its version
+                    event = decode((await js.get_msg(STREAM, seq=ack.seq)).data)
+                self._last[name] = (ack.seq, event.numeric_count)
+                return Claimed(event, ack.seq)
+
+    async def _read_last(
+        self, js: Any, template: ArtifactMaterialized
+    ) -> tuple[tuple[int, int], Claimed | None]:
+        """The newest version of the name (seq, count), and it if it is ours already."""
+        from nats.js.errors import NotFoundError
+
+        try:
+            msg = await js.get_last_msg(STREAM, artifact_versions_filter(template.name))
+        except NotFoundError:
+            return (0, 0), None
+        latest: ArtifactMaterialized = decode(msg.data)
+        mine = Claimed(latest, msg.seq) if latest.event_id == template.event_id else None
+        return (msg.seq, latest.numeric_count), mine
