@@ -78,6 +78,12 @@ async def publish(js: JetStreamContext, events: list[Event]) -> list[int]:
     return seqs
 
 
+async def publish_on(js: JetStreamContext, subject: str, event: Event) -> int:
+    """Publish ``event`` on ``subject``, whatever its own subject is; the stream sequence."""
+    ack = await js.publish(subject, encode(event), headers={Header.MSG_ID.value: event.event_id})
+    return ack.seq
+
+
 def run_events(tag: str) -> list[Event]:
     """A two-step run (loader -> trainer), each step making one artifact, all ids from ``tag``."""
     run, loader, trainer = f"run-{tag}", f"step-{tag}-loader", f"step-{tag}-trainer"
@@ -384,6 +390,7 @@ async def test_bad_events_are_dead_lettered_and_the_rest_projected(
     assert "exceeds its numeric_count" in dead[unfoldable]["reason"]
     assert "artifact_versions_name_version" in dead[clash]["reason"]
     assert "22021" in dead[nul]["reason"]
+    assert "dead-lettered before writing" in dead[nul]["reason"]  # never sent to Postgres
     assert dead[garbage]["data"] == b"\x00 not json"
     # both runs (tag and tag-later) complete; the rejected versions are nowhere
     assert await count_rows(fresh_database, tag) == {k: 2 * n for k, n in FULL_RUN.items()}
@@ -400,6 +407,50 @@ async def test_bad_events_are_dead_lettered_and_the_rest_projected(
     await letters.unsubscribe()
     assert "not an event envelope" in announced[f"{name}:{garbage}"]
     assert "exceeds its numeric_count" in announced[f"{name}:{unfoldable}"]
+
+
+async def test_a_forged_version_on_another_subject_is_dead_lettered_and_the_real_one_projects(
+    projector: Projector, js: JetStreamContext, fresh_database: str
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    events = run_events(tag)
+    real = events[2]
+    assert isinstance(real, ArtifactMaterialized) and real.version == "1"
+    forged = _replace(real, artifact_version_id=f"forged-{tag}", event_id=f"f-{tag}")
+    forged_subject = f"cairn.run.{tag}"  # any subject under cairn.> reaches the stream
+    forged_seq = await publish_on(js, forged_subject, forged)
+    stray = StepStarted(  # a step of this run, on another run's subject
+        run_id=f"run-{tag}",
+        step_run_id=f"step-{tag}-stray",
+        step_name="stray",
+        function="p.stray",
+        event_id=f"s-{tag}",
+    )
+    stray_seq = await publish_on(js, f"cairn.step.other-{tag}", stray)
+    seqs = await publish(js, events)  # the SDK's real v1 on its claim subject, after the forgery
+
+    await projector.start()
+    await projector.run_until(seqs[-1], timeout=30)
+
+    dead = {
+        row["seq"]: row["reason"]
+        for row in await fetch(
+            fresh_database, "SELECT seq, reason FROM dead_letters WHERE seq >= $1", forged_seq
+        )
+    }
+    assert set(dead) == {forged_seq, stray_seq}
+    assert f"misrouted artifact.materialized f-{tag}" in dead[forged_seq]
+    assert f"arrived on subject '{forged_subject}'" in dead[forged_seq]
+    assert f"belongs on '{subject_of(real)}'" in dead[forged_seq]
+    assert f"misrouted step.started s-{tag}" in dead[stray_seq]
+    assert f"belongs on 'cairn.step.run-{tag}'" in dead[stray_seq]
+    [version] = await fetch(
+        fresh_database,
+        "SELECT id FROM artifact_versions WHERE name = $1 AND version = '1'",
+        real.name,
+    )
+    assert version["id"] == real.artifact_version_id
+    assert await count_rows(fresh_database, tag) == FULL_RUN  # the stray step is nowhere
 
 
 async def test_arrival_order_does_not_change_the_read_model(

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import bisect
+import math
+import random
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from cairn_events import (
     ArtifactMaterialized,
+    Event,
     RunFinished,
     RunStarted,
     StepFailed,
     StepFinished,
     StepStarted,
+    artifact_version_subject,
+    encode,
+    run_subject,
+    step_subject,
+    subject_of,
 )
 from cairn_projections import (
     WRITE_COLUMNS,
@@ -29,6 +39,9 @@ from cairn_projections import (
     fold_step_started,
     stage_rows,
 )
+from cairn_services.projector.batch import fold_batch
+from cairn_services.projector.writer import isolate_rejected
+from nats.aio.msg import Msg
 
 T0 = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 
@@ -249,3 +262,184 @@ def test_staging_groups_rows_by_write() -> None:
         RunFinished(run_id="r", status="completed", duration_s=1.0),
     ]
     assert list(stage_rows(fold_all(events))) == [Write.RUN_STARTED, Write.RUN_FINISHED]
+
+
+# -- What the projector makes of a fetched batch: subjects, unstorable text, isolation ----------
+
+
+def message(event: Any, *, subject: str | None = None, seq: int = 1, data: bytes = b"") -> Msg:
+    """A JetStream delivery of ``event`` (on its own subject unless told), at stream ``seq``."""
+    return Msg(
+        _client=None,  # type: ignore[arg-type]  # folding never talks to NATS
+        subject=subject if subject is not None else subject_of(event),
+        reply=f"$JS.ACK.CAIRN.cairn-projector-t.1.{seq}.{seq}.0.0",
+        data=data or encode(event),
+    )
+
+
+def run_and_step() -> list[Event]:
+    run = RunStarted(run_id="run-1", run_name="training-1", pipeline_name="p", started_at=T0)
+    step = StepStarted(run_id="run-1", step_run_id="step-1", step_name="trainer", function="f")
+    return [run, step, artifact(), RunFinished(run_id="run-1", status="completed", duration_s=1.0)]
+
+
+def test_every_event_type_is_accepted_on_its_own_subject() -> None:
+    events = run_and_step()
+    batch = fold_batch([message(e, seq=i + 1) for i, e in enumerate(events)], after_seq=0)
+    assert batch.dead == []
+    assert [p.seq for p in batch.projected] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("event", "subject"),
+    [
+        # a forged version on an unrelated subject: it must not take the version
+        (artifact(version="1", numeric_count=1), run_subject("run-1")),
+        (artifact(version="1", numeric_count=1), "cairn.anything.at.all"),
+        # the name's prefix, but another version's claim subject
+        (artifact(version="1", numeric_count=2), artifact_version_subject(artifact().name, "2")),
+        (artifact(), artifact_version_subject("another::name", "2")),
+        (
+            StepStarted(run_id="run-1", step_run_id="s", step_name="s", function="f"),
+            step_subject("run-2"),
+        ),
+        (
+            RunStarted(run_id="run-1", run_name="n", pipeline_name="p", started_at=T0),
+            step_subject("run-1"),
+        ),
+    ],
+)
+def test_an_event_on_a_subject_not_its_own_is_a_dead_letter_saying_where_it_belongs(
+    event: Any, subject: str
+) -> None:
+    batch = fold_batch([message(event, subject=subject, seq=7)], after_seq=0)
+    assert batch.projected == []
+    [dead] = batch.dead
+    assert (dead.seq, dead.subject, dead.data) == (7, subject, encode(event))
+    assert f"misrouted {event.tag} {event.event_id}" in dead.reason
+    assert f"arrived on subject {subject!r}" in dead.reason
+    assert f"belongs on {subject_of(event)!r}" in dead.reason
+    assert batch.last_seq == 7
+
+
+def test_an_event_holding_nul_is_a_dead_letter_before_it_reaches_postgres() -> None:
+    nul = StepFailed(
+        run_id="run-1",
+        step_run_id="step-1",
+        step_name="trainer",
+        duration_s=0.1,
+        error_type="ValueError",
+        error_message="bad byte \x00 here",
+    )
+    batch = fold_batch([message(nul, seq=3)], after_seq=0)
+    assert batch.projected == []
+    [dead] = batch.dead
+    assert "\\u0000 (NUL)" in dead.reason and "before writing" in dead.reason
+
+
+@pytest.mark.parametrize("text", ["a\\u0000b", "\\\\u0000", "C:\\u0000"])
+def test_the_text_backslash_u0000_is_not_nul_and_is_projected(text: str) -> None:
+    event = StepFailed(
+        run_id="run-1",
+        step_run_id="step-1",
+        step_name="trainer",
+        duration_s=0.1,
+        error_type="ValueError",
+        error_message=text,
+        traceback=f'line 3: s.replace("{text}", "")',
+    )
+    assert b"\\u0000" in encode(event)  # the cheap test fires; the exact one clears it
+    batch = fold_batch([message(event)], after_seq=0)
+    assert batch.dead == []
+    assert columns(batch.projected[0].changes[0])["error_message"] == text
+
+
+def test_nul_next_to_escaped_backslashes_is_still_nul() -> None:
+    event = RunStarted(run_id="r", run_name="\\\x00", pipeline_name="p", started_at=T0)
+    assert b'"\\\\\\u0000"' in encode(event)  # JSON: backslash escaped, then NUL escaped
+    [dead] = fold_batch([message(event)], after_seq=0).dead
+    assert "NUL" in dead.reason
+
+
+class Ledger:
+    """Stands in for a unique (name, version) constraint: a key is taken once, all or nothing.
+
+    ``apply`` is what the writer passes to isolate_rejected, minus Postgres; it
+    records every call, so tests can count the savepoints a batch would cost.
+    """
+
+    def __init__(self) -> None:
+        self.taken: dict[str, str] = {}
+        self.applied: list[tuple[str, str]] = []
+        self.calls = 0
+
+    async def apply(self, chunk: Sequence[tuple[str, str]]) -> ValueError | None:
+        self.calls += 1
+        incoming: dict[str, str] = {}
+        for item_id, key in chunk:
+            if (holder := self.taken.get(key, incoming.get(key))) is not None:
+                return ValueError(f"{key} is taken by {holder}")
+            incoming[key] = item_id
+        self.taken.update(incoming)
+        self.applied += chunk
+        return None
+
+
+def items_with_clashes(n: int, k: int, seed: int) -> tuple[list[tuple[str, str]], list[str]]:
+    """``n`` (id, key) items, ``k`` of them reusing the key of an earlier accepted one; their ids."""
+    rng = random.Random(seed)
+    items = [(f"id-{i}", f"key-{i}") for i in range(n)]
+    bad = sorted(rng.sample(range(1, n), k))
+    accepted = sorted(set(range(n)) - set(bad))
+    for i in bad:
+        earlier = accepted[rng.randrange(bisect.bisect_left(accepted, i))]
+        items[i] = (f"id-{i}", f"key-{earlier}")
+    return items, [f"id-{i}" for i in bad]
+
+
+@pytest.mark.parametrize(
+    ("n", "k"), [(2, 1), (7, 3), (100, 1), (4000, 1), (4000, 10), (4000, 100), (4000, 3999)]
+)
+async def test_isolation_rejects_exactly_the_clashes_keeps_stream_order_in_k_log_n_applies(
+    n: int, k: int
+) -> None:
+    items, bad = items_with_clashes(n, k, seed=n * 31 + k)
+    ledger = Ledger()
+    isolated = await isolate_rejected(items, ledger.apply, known_rejected=True)
+
+    assert [item_id for (item_id, _), _ in isolated.rejected] == bad
+    assert all(isinstance(exc, ValueError) for _, exc in isolated.rejected)
+    rejected = set(bad)
+    assert ledger.applied == [item for item in items if item[0] not in rejected]  # stream order
+    assert isolated.applies == ledger.calls
+    assert ledger.calls <= 2 * k * max(1, math.ceil(math.log2(n))) + 1
+    if n >= 1000 and k <= 10:
+        assert ledger.calls < n // 10  # one by one would take n
+
+
+async def test_of_two_conflicting_items_the_later_is_rejected_wherever_they_fall() -> None:
+    for gap in (1, 2, 17, 500):
+        items = [(f"id-{i}", f"key-{i}") for i in range(1000)]
+        items[300 + gap] = ("late", "key-300")
+        ledger = Ledger()
+        isolated = await isolate_rejected(items, ledger.apply, known_rejected=True)
+        assert [item for item, _ in isolated.rejected] == [("late", "key-300")]
+        assert ledger.taken["key-300"] == "id-300"
+
+
+async def test_a_clean_batch_costs_one_apply_and_an_empty_one_none() -> None:
+    ledger = Ledger()
+    items = [(f"id-{i}", f"key-{i}") for i in range(50)]
+    assert (await isolate_rejected(items, ledger.apply)).rejected == []
+    assert ledger.calls == 1 and ledger.applied == items
+    assert (await isolate_rejected([], ledger.apply, known_rejected=True)).applies == 0
+
+
+async def test_isolation_lets_a_failure_that_is_not_a_rejection_propagate() -> None:
+    async def lost(chunk: Sequence[int]) -> ValueError | None:
+        if len(chunk) < 4:
+            raise ConnectionResetError("Postgres went away")
+        return ValueError("rejected")
+
+    with pytest.raises(ConnectionResetError, match="went away"):
+        await isolate_rejected(list(range(16)), lost)

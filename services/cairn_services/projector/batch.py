@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import cairn_events
 import structlog
@@ -12,6 +14,15 @@ from nats.aio.msg import Msg
 from .consumer import stream_seq
 
 log = structlog.get_logger(__name__)
+
+#: How JSON spells NUL; Postgres text and jsonb cannot hold it.
+_NUL_ESCAPE = b"\\u0000"
+#: ``\u0000`` as an escape, not as text: preceded by an even number of backslashes.
+_NUL_ESCAPED = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+class UnacceptableEventError(ValueError):
+    """An event that decodes but must not be projected (wrong subject, unstorable text)."""
 
 
 @dataclass(slots=True)
@@ -57,13 +68,16 @@ class Batch:
 def fold_batch(msgs: list[Msg], after_seq: int, into: Batch | None = None) -> Batch:
     """Decode and fold every message with a stream sequence above ``after_seq``.
 
-    A message that can't be decoded or folded becomes a DeadLetter with the
+    A message that can't be decoded or folded, arrived on a subject other
+    than its event's own (see :func:`check_subject`), or holds text Postgres
+    cannot store (see :func:`check_storable`) becomes a DeadLetter with the
     reason; the rest of the batch is unaffected. Messages at or below
     ``after_seq`` or ``into.last_seq`` (redeliveries of committed work) are
     skipped. With ``into``, the messages are added to that batch.
     """
     batch = into if into is not None else Batch(last_seq=after_seq)
     high = max(after_seq, batch.last_seq)
+    decode, subject_of = cairn_events.decode, cairn_events.subject_of  # once, not per event
     for msg in msgs:
         seq = stream_seq(msg)
         batch.last_msg = msg
@@ -74,8 +88,13 @@ def fold_batch(msgs: list[Msg], after_seq: int, into: Batch | None = None) -> Ba
         if not batch.first_seq:
             batch.first_seq = seq
         try:
-            changes = fold(cairn_events.decode(msg.data))
-        except (cairn_events.EventDecodeError, FoldError) as exc:
+            event = decode(msg.data)
+            if subject_of(event) != msg.subject:  # the check inline; the reason only when it fails
+                check_subject(event, msg.subject)
+            if _NUL_ESCAPE in msg.data:  # rare: confirm before refusing
+                check_storable(msg.data)
+            changes = fold(event)
+        except (cairn_events.EventDecodeError, UnacceptableEventError, FoldError) as exc:
             batch.dead.append(DeadLetter(seq, msg.subject, msg.data, str(exc)))
             continue
         except Exception as exc:  # a bug in a fold must not stop the projector
@@ -86,3 +105,34 @@ def fold_batch(msgs: list[Msg], after_seq: int, into: Batch | None = None) -> Ba
         batch.projected.append(Projected(seq, msg.subject, msg.data, changes))
     batch.last_seq = high
     return batch
+
+
+def check_subject(event: Any, subject: str) -> None:
+    """Raise UnacceptableEventError unless ``subject`` is ``event``'s own subject.
+
+    Any subject under ``cairn.>`` reaches the stream, so the subject proves
+    nothing by itself: an artifact version is only taken from its name's claim
+    subject, where the compare-and-set that numbered it ran.
+    """
+    try:
+        expected = cairn_events.subject_of(event)
+    except TypeError as exc:  # a catalogue type with no subject can't be accepted anywhere
+        raise UnacceptableEventError(f"{event.tag} {event.event_id}: {exc}") from None
+    if subject != expected:
+        raise UnacceptableEventError(
+            f"misrouted {event.tag} {event.event_id}: arrived on subject {subject!r}, "
+            f"but it belongs on {expected!r} (an event is accepted only on its own subject)"
+        )
+
+
+def check_storable(data: bytes) -> None:
+    """Raise UnacceptableEventError if the JSON in ``data`` holds a NUL character.
+
+    Postgres text and jsonb cannot hold NUL; refusing it here costs one byte
+    search, where Postgres would reject the whole batch and make it be bisected.
+    """
+    if _NUL_ESCAPED.search(data):
+        raise UnacceptableEventError(
+            "event text contains \\u0000 (NUL), which Postgres text and jsonb cannot hold "
+            "(Postgres refuses it with SQLSTATE 22021 or 22P05); dead-lettered before writing"
+        )
