@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from .errors import ApiError, NotFoundError, StackUnavailableError
+from .errors import ApiError, NotFoundError, ServiceUnavailableError, StackUnavailableError
 from .models import ArtifactVersion, ErrorBody, PipelineRun
 
 T = TypeVar("T")
@@ -76,9 +76,9 @@ class Client:
             except NotFoundError:
                 pass  # a name that looks like an id
         wanted = "latest" if version is None else str(version)
+        # query parameters, not path segments: names and versions may hold slashes
         return self._get(
-            f"/artifacts/{quote(name_or_id, safe='')}/versions/{quote(wanted, safe='')}",
-            ArtifactVersion,
+            "/artifact-versions", ArtifactVersion, {"name": name_or_id, "version": wanted}
         )
 
     def list_artifact_versions(self, name: str) -> list[ArtifactVersion]:
@@ -120,6 +120,12 @@ class Client:
             message = response.text[:500]
         if response.status_code == 404:
             raise NotFoundError(message)
+        if response.status_code == 503:
+            retry_after = response.headers.get("Retry-After", "")
+            raise ServiceUnavailableError(
+                f"The Cairn query API at {self.api_url} cannot answer {path} now: {message}",
+                float(retry_after) if retry_after.isdigit() else None,
+            )
         raise ApiError(f"{response.status_code} from {path}: {message}")
 
     def close(self) -> None:

@@ -1,8 +1,10 @@
 """The query API application: a Starlette app over the read models, and a way to serve it.
 
-The lifespan opens an asyncpg pool on ``schema``, runs the migrations (so the
-API can start before the projector) and follows the projector's checkpoint;
-on shutdown it closes them in reverse order.
+The lifespan runs the migrations (so the API can start before the projector),
+opens the read models' pool on ``schema`` and follows the projector's
+checkpoint; on shutdown it closes them in reverse order. Every error a client
+sees is an ``ErrorBody``: a database fault is a 503 with ``Retry-After``, a bug
+a 500 naming an error id that the log line also carries.
 """
 
 from __future__ import annotations
@@ -10,23 +12,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import secrets
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 import msgspec
 import structlog
 import uvicorn
 from cairn.models import ErrorBody
-from cairn_projections import init_connection, migrate, server_settings
+from cairn.naming import shown
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .checkpoint import CheckpointWatcher
-from .errors import ApiError, UnauthorizedError
+from .database import DatabaseLimits, ReadModelPool
+from .errors import ApiError, HttpError, InternalError, UnauthorizedError
 from .routes import ROUTES
 from .state import ApiState
 
@@ -41,75 +44,95 @@ def create_app(
     schema: str = "public",
     token: str | None = None,
     min_seq_timeout: float = 10.0,
+    limits: DatabaseLimits | None = None,
 ) -> Starlette:
     """The API over the read models that projector ``projector_name`` writes into ``schema``.
 
     With ``token``, every request but ``/health`` needs ``Authorization: Bearer <token>``.
-    ``?min_seq=N`` waits up to ``min_seq_timeout`` seconds for the projector.
+    ``?min_seq=N`` waits up to ``min_seq_timeout`` seconds for the projector. ``limits``
+    bound the pool and each query (see :class:`DatabaseLimits`).
     """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(
-            database_url,
-            min_size=1,
-            max_size=10,
-            server_settings=server_settings(schema),
-            init=_init_connection,
-        )
+        read_models = await ReadModelPool.open(database_url, schema, limits or DatabaseLimits())
         try:
-            async with pool.acquire() as conn:
-                await migrate(conn, schema)
-            watcher = CheckpointWatcher(pool, database_url, schema, projector_name)
+            watcher = CheckpointWatcher(read_models, database_url, schema, projector_name)
             await watcher.start()
-            app.state.cairn = ApiState(pool, watcher, min_seq_timeout)
+            app.state.cairn = ApiState(read_models, watcher, min_seq_timeout)
             log.info("api.started", schema=schema, projector=projector_name)
             try:
                 yield
             finally:
                 await watcher.stop()
         finally:
-            await pool.close()
+            await read_models.close()
 
+    middleware = [Middleware(ErrorBoundary)]
+    if token:
+        middleware.append(Middleware(BearerAuth, token=token))
     return Starlette(
         routes=ROUTES,
         lifespan=lifespan,
-        middleware=[Middleware(BearerAuth, token=token)] if token else [],
-        exception_handlers={
-            ApiError: _api_error,
-            HTTPException: _http_error,
-            Exception: _internal_error,
-        },
+        middleware=middleware,
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error},
     )
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    await init_connection(
-        conn, dumps=lambda v: _encoder.encode(v).decode(), loads=msgspec.json.decode
-    )
-
-
-def error_response(status: int, code: str, message: str) -> Response:
-    body = _encoder.encode(ErrorBody(error=code, message=message))
-    return Response(body, status_code=status, media_type="application/json")
+def error_response(error: ApiError) -> Response:
+    """``error`` as its status and ``ErrorBody``, with ``Retry-After`` when it has one."""
+    body = _encoder.encode(ErrorBody(error=error.code, message=error.message))
+    response = Response(body, status_code=error.status, media_type="application/json")
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 async def _api_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message)
+    return error_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    code = "not_found" if exc.status_code == 404 else "http_error"
-    return error_response(
-        exc.status_code, code, f"{request.method} {request.url.path}: {exc.detail}"
-    )
+    message = f"{request.method} {shown(request.url.path)}: {exc.detail}"
+    return error_response(HttpError(exc.status_code, message))
 
 
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    log.exception("api.internal_error", path=request.url.path)
-    return error_response(500, "internal", f"{type(exc).__name__}: {exc}")
+class ErrorBoundary:
+    """Answers any exception no handler took with a 500 naming an error id, logged with it.
+
+    The body says nothing of the exception (its text may hold addresses or SQL); the
+    log line ``api.internal_error`` has the traceback under the same ``error_id``.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            error = InternalError(secrets.token_hex(4))
+            log.exception(
+                "api.internal_error",
+                error_id=error.error_id,
+                method=scope["method"],
+                path=shown(scope["path"]),
+            )
+            if started:
+                raise  # too late for an error response: let the server drop the connection
+            await error_response(error)(scope, receive, send)
 
 
 class BearerAuth:
@@ -127,7 +150,7 @@ class BearerAuth:
                     "This Cairn API needs a token: send 'Authorization: Bearer <token>' "
                     "(the SDK reads it from CAIRN_API_TOKEN)"
                 )
-                response = error_response(error.status, error.code, error.message)
+                response = error_response(error)
                 response.headers["WWW-Authenticate"] = "Bearer"
                 await response(scope, receive, send)
                 return

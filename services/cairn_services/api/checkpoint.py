@@ -3,7 +3,8 @@
 The projector NOTIFYs ``cairn_checkpoint`` with ``<schema>:<projector>:<seq>``
 in each commit; one LISTEN connection wakes every waiting request. Waiters
 also re-read the checkpoint every ``poll_s`` so a lost notification (or a lost
-LISTEN connection) only slows them down.
+LISTEN connection) only slows them down. Reads go through the API's
+:class:`.database.ReadModelPool`, so a database fault is a 503 here too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import structlog
 from cairn_projections import CHECKPOINT_CHANNEL
 from cairn_projections.queries import get_checkpoint
 
+from .database import ReadModelPool
 from .errors import ProjectorBehindError
 
 log = structlog.get_logger(__name__)
@@ -27,13 +29,13 @@ class CheckpointWatcher:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        read_models: ReadModelPool,
         database_url: str,
         schema: str,
         projector: str,
         poll_s: float = 0.25,
     ) -> None:
-        self._pool, self._database_url = pool, database_url
+        self._read_models, self._database_url = read_models, database_url
         self._schema, self._projector = schema, projector
         self._poll_s = poll_s
         self._seen = 0
@@ -50,7 +52,7 @@ class CheckpointWatcher:
 
     async def current(self) -> int:
         """The committed checkpoint, read from Postgres now."""
-        async with self._pool.acquire() as conn:
+        async with self._read_models.connection() as conn:
             seq = await get_checkpoint(conn, self._projector)
         self._advance(seq)
         return self._seen
@@ -87,9 +89,16 @@ class CheckpointWatcher:
             self._advance(int(seq))
 
     async def _listen(self) -> None:
+        self._listener = None
+        listener: asyncpg.Connection | None = None
         try:
-            self._listener = await asyncpg.connect(self._database_url)
-            await self._listener.add_listener(CHECKPOINT_CHANNEL, self._on_notify)
-        except (OSError, asyncpg.PostgresError) as exc:
-            self._listener = None
-            log.warning("api.checkpoint_listen_failed", error=str(exc))
+            # Bounded like the pool: a waiting request must not hang on a dead server.
+            timeout = self._read_models.limits.acquire_timeout
+            listener = await asyncpg.connect(self._database_url, timeout=timeout)
+            await listener.add_listener(CHECKPOINT_CHANNEL, self._on_notify)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if listener is not None:
+                listener.terminate()
+            log.warning("api.checkpoint_listen_failed", error=type(exc).__name__, detail=str(exc))
+            return
+        self._listener = listener

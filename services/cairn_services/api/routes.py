@@ -3,26 +3,47 @@
 Every endpoint accepts ``?min_seq=N`` (read-your-writes): it answers only once
 the projector has committed stream sequence N, or 503 when it doesn't get
 there within the app's ``min_seq_timeout``.
+
+Limits a client may rely on (anything outside them is a 400 saying which):
+``limit`` is 1 to :data:`MAX_LIMIT`; ``offset`` and ``min_seq`` are 0 to
+:data:`MAX_POSITION` (a Postgres bigint); integers are ASCII decimal digits
+only; names, versions and ids are at most ``MAX_LABEL_BYTES`` (255) bytes of
+UTF-8 with no control characters; the query string is at most
+:data:`MAX_QUERY_BYTES` bytes (414 beyond).
 """
 
 from __future__ import annotations
 
+import asyncio
 import difflib
+import heapq
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 from cairn.models import ArtifactVersion, PipelineRun
+from cairn.naming import shown
+from cairn_events import MAX_LABEL_BYTES, label_problem
 from cairn_projections import queries
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .errors import BadRequestError, NotFoundError
+from .errors import BadRequestError, NotFoundError, UriTooLongError
 from .state import ApiState
 
+#: The most rows one request may ask for (``limit``).
 MAX_LIMIT = 1000
+#: The largest ``offset`` or ``min_seq``: Postgres bigint, which a stream sequence also fits.
+MAX_POSITION = 2**63 - 1
+#: The longest query string: room for every parameter at its longest, percent-encoded.
+MAX_QUERY_BYTES = 4096
 _MAX_LISTED = 10
+_SIMILAR = 0.6  # difflib's own default cutoff for a close match
+# int() would also take ' 12', '1_000' and other scripts' digits such as '١٢'; more than 30
+# digits is out of range anyway, and int() refuses (ValueError) beyond 4300.
+_DECIMAL = re.compile(r"-?[0-9]{1,30}")
 
 
 class Health(msgspec.Struct, kw_only=True):
@@ -48,7 +69,12 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
     async def endpoint(request: Request) -> Response:
         state: ApiState = request.app.state.cairn
-        min_seq = _int_param(request, "min_seq", default=0, minimum=0)
+        if (size := len(request.scope["query_string"])) > MAX_QUERY_BYTES:
+            raise UriTooLongError(
+                f"The query string is {size} bytes long; the limit is {MAX_QUERY_BYTES} bytes. "
+                f"Send only the parameters this endpoint takes."
+            )
+        min_seq = _int_param(request, "min_seq", default=0, minimum=0, maximum=MAX_POSITION)
         if min_seq:
             await state.watcher.wait_for(min_seq, state.min_seq_timeout)
         body = await handler(request, state)
@@ -65,23 +91,29 @@ async def list_runs(request: Request, state: ApiState) -> list[PipelineRun]:
     status = request.query_params.get("status") or None
     if status is not None and status not in queries.RUN_STATUSES:
         raise BadRequestError(
-            f"status must be one of {', '.join(queries.RUN_STATUSES)}; got {status!r}"
+            f"status must be one of {', '.join(queries.RUN_STATUSES)}; got {shown(status)}"
         )
-    async with state.pool.acquire() as conn:
+    pipeline_name = request.query_params.get("pipeline_name") or None
+    if pipeline_name is not None:
+        _check_label("pipeline_name", pipeline_name)
+    limit = _int_param(request, "limit", default=50, minimum=1, maximum=MAX_LIMIT)
+    offset = _int_param(request, "offset", default=0, minimum=0, maximum=MAX_POSITION)
+    include_steps = _bool_param(request, "include_steps", default=True)
+    async with state.read_models.connection() as conn:
         runs = await queries.list_runs(
             conn,
-            pipeline_name=request.query_params.get("pipeline_name") or None,
+            pipeline_name=pipeline_name,
             status=status,
-            limit=_int_param(request, "limit", default=50, minimum=1, maximum=MAX_LIMIT),
-            offset=_int_param(request, "offset", default=0, minimum=0),
-            include_steps=_bool_param(request, "include_steps", default=True),
+            limit=limit,
+            offset=offset,
+            include_steps=include_steps,
         )
     return msgspec.convert(runs, list[PipelineRun])
 
 
 async def get_run(request: Request, state: ApiState) -> PipelineRun:
-    name_or_id = request.path_params["name_or_id"]
-    async with state.pool.acquire() as conn:
+    name_or_id = _check_label("Run name or id", request.path_params["name_or_id"])
+    async with state.read_models.connection() as conn:
         run = await queries.get_run(conn, name_or_id)
         if run is None:
             latest = await queries.list_runs(conn, limit=_MAX_LISTED, include_steps=False)
@@ -93,34 +125,42 @@ async def get_run(request: Request, state: ApiState) -> PipelineRun:
 
 
 async def list_artifacts(request: Request, state: ApiState) -> list[ArtifactSummary]:
-    async with state.pool.acquire() as conn:
-        rows = await queries.list_artifacts(
-            conn,
-            limit=_int_param(request, "limit", default=MAX_LIMIT, minimum=1, maximum=MAX_LIMIT),
-            offset=_int_param(request, "offset", default=0, minimum=0),
-        )
+    limit = _int_param(request, "limit", default=MAX_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    offset = _int_param(request, "offset", default=0, minimum=0, maximum=MAX_POSITION)
+    async with state.read_models.connection() as conn:
+        rows = await queries.list_artifacts(conn, limit=limit, offset=offset)
     for row in rows:
         row["latest_version"] = row["latest"]["version"]
     return msgspec.convert(rows, list[ArtifactSummary])
 
 
 async def list_versions(request: Request, state: ApiState) -> list[ArtifactVersion]:
-    name = request.path_params["name"]
-    async with state.pool.acquire() as conn:
-        versions = await queries.list_artifact_versions(
-            conn,
-            name,
-            limit=_int_param(request, "limit", default=None, minimum=1),
-            offset=_int_param(request, "offset", default=0, minimum=0),
-        )
+    name = _check_label("Artifact name", request.path_params["name"])
+    limit = _int_param(request, "limit", default=MAX_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    offset = _int_param(request, "offset", default=0, minimum=0, maximum=MAX_POSITION)
+    async with state.read_models.connection() as conn:
+        versions = await queries.list_artifact_versions(conn, name, limit=limit, offset=offset)
         if not versions and not await queries.get_latest_artifact_version(conn, name):
             raise NotFoundError(await _no_such_name(conn, name))
     return msgspec.convert(versions, list[ArtifactVersion])
 
 
 async def get_version(request: Request, state: ApiState) -> ArtifactVersion:
-    name, version = request.path_params["name"], request.path_params["version"]
-    async with state.pool.acquire() as conn:
+    return await _version_named(state, request.path_params["name"], request.path_params["version"])
+
+
+async def find_version(request: Request, state: ApiState) -> ArtifactVersion:
+    """``?name=N&version=V`` (latest by default): for names and versions holding slashes."""
+    name = request.query_params.get("name")
+    if name is None:
+        raise BadRequestError("name is required: /artifact-versions?name=NAME[&version=VERSION]")
+    return await _version_named(state, name, request.query_params.get("version") or "latest")
+
+
+async def _version_named(state: ApiState, name: str, version: str) -> ArtifactVersion:
+    name = _check_label("Artifact name", name)
+    version = _check_label("Version", version)
+    async with state.read_models.connection() as conn:
         if version == "latest":
             found = await queries.get_latest_artifact_version(conn, name)
         else:
@@ -131,8 +171,10 @@ async def get_version(request: Request, state: ApiState) -> ArtifactVersion:
 
 
 async def get_version_by_id(request: Request, state: ApiState) -> ArtifactVersion:
-    artifact_version_id = request.path_params["artifact_version_id"]
-    async with state.pool.acquire() as conn:
+    artifact_version_id = _check_label(
+        "Artifact version id", request.path_params["artifact_version_id"]
+    )
+    async with state.read_models.connection() as conn:
         found = await queries.get_artifact_version(conn, artifact_version_id)
         if found is None:
             hint = ""
@@ -152,6 +194,7 @@ ROUTES = [
     Route("/artifacts", _endpoint(list_artifacts)),
     Route("/artifacts/{name:path}/versions", _endpoint(list_versions)),
     Route("/artifacts/{name:path}/versions/{version}", _endpoint(get_version)),
+    Route("/artifact-versions", _endpoint(find_version)),
     Route("/artifact-versions/{artifact_version_id}", _endpoint(get_version_by_id)),
 ]
 
@@ -170,11 +213,24 @@ async def _no_such_name(conn: Any, name: str) -> str:
     names = await queries.list_artifact_names(conn)
     if not names:
         return f"No artifact named '{name}'; there are no artifacts yet"
-    similar = difflib.get_close_matches(name, names, n=_MAX_LISTED, cutoff=0.6)
+    # Scoring every name is CPU work (about a second over 20k names): keep it off the loop.
+    closest = await asyncio.to_thread(_closest, name, names)
+    similar = [candidate for score, candidate in closest if score >= _SIMILAR]
     if similar:
         return f"No artifact named '{name}'; similar names: {_listing(similar)}"
-    closest = difflib.get_close_matches(name, names, n=_MAX_LISTED, cutoff=0.0)
-    return f"No artifact named '{name}'; artifact names (closest first): {_listing(closest)}"
+    listed = _listing(candidate for _, candidate in closest)
+    return f"No artifact named '{name}'; artifact names (closest first): {listed}"
+
+
+def _closest(word: str, candidates: list[str]) -> list[tuple[float, str]]:
+    """The candidates most like ``word``, best first, with their difflib ratio."""
+    matcher = difflib.SequenceMatcher()
+    matcher.set_seq2(word)
+    scored = []
+    for candidate in candidates:
+        matcher.set_seq1(candidate)
+        scored.append((matcher.ratio(), candidate))
+    return heapq.nlargest(_MAX_LISTED, scored)
 
 
 def _listing(items: Any, limit: int = _MAX_LISTED) -> str:
@@ -184,24 +240,27 @@ def _listing(items: Any, limit: int = _MAX_LISTED) -> str:
     return f"{shown}, ... ({len(items) - limit} more)" if len(items) > limit else shown
 
 
-def _int_param(
-    request: Request,
-    name: str,
-    *,
-    default: int | None,
-    minimum: int,
-    maximum: int | None = None,
-) -> Any:
+def _check_label(what: str, text: str) -> str:
+    """``text`` if something could be stored under it; else BadRequestError saying why not."""
+    problem = label_problem(text)
+    if problem is not None:
+        raise BadRequestError(
+            f"{what} {shown(text)} {problem}, so nothing can match it. Names, versions and ids "
+            f"have at most {MAX_LABEL_BYTES} bytes of UTF-8 and no control characters."
+        )
+    return text
+
+
+def _int_param(request: Request, name: str, *, default: int, minimum: int, maximum: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or value < minimum or (maximum is not None and value > maximum):
-        bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise BadRequestError(f"{name} must be an integer {bounds}; got {raw!r}")
+    value = int(raw) if _DECIMAL.fullmatch(raw) else None
+    if value is None or not minimum <= value <= maximum:
+        raise BadRequestError(
+            f"{name} must be a whole number from {minimum} to {maximum}, written in decimal "
+            f"digits 0-9; got {shown(raw)}"
+        )
     return value
 
 
@@ -213,4 +272,4 @@ def _bool_param(request: Request, name: str, *, default: bool) -> bool:
         return True
     if raw.lower() in ("false", "0", "no"):
         return False
-    raise BadRequestError(f"{name} must be true or false; got {raw!r}")
+    raise BadRequestError(f"{name} must be true or false; got {shown(raw)}")

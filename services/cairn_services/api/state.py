@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
-
 from .checkpoint import CheckpointWatcher
+from .database import ReadModelPool
 
 
 @dataclass(frozen=True)
 class ApiState:
-    """The pool over the read models, the projector's checkpoint, and the read-your-writes bound."""
+    """The read models' connections, the projector's checkpoint, and the read-your-writes bound."""
 
-    pool: asyncpg.Pool
+    read_models: ReadModelPool
     watcher: CheckpointWatcher
     min_seq_timeout: float
