@@ -3,7 +3,8 @@
 ``CAIRN_NATS_URL``, ``CAIRN_API_URL`` and ``CAIRN_ARTIFACT_STORE`` point at
 external servers; without them the SDK uses the local stack that ``cairn up``
 records in ``$CAIRN_HOME/stack.json`` (``~/.cairn`` by default), starting it
-if none runs.
+if none runs, or having ``cairn up`` restart just the parts of it that are down
+(on their recorded ports, so processes connected to the rest carry on).
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ class StackRecord(msgspec.Struct, kw_only=True):
     artifact_store: str
     pids: dict[str, int] = msgspec.field(default_factory=dict)
     api_token: str | None = None
+
+    def urls(self) -> dict[str, str]:
+        """Where each part listens, keyed like ``pids``."""
+        return {"nats": self.nats_url, "postgres": self.database_url, "services": self.api_url}
+
+
+#: The parts of the local stack as messages name them, keyed like ``StackRecord.pids``.
+PART_TITLES = {"nats": "nats-server", "postgres": "Postgres", "services": "services"}
+#: How long the SDK lets ``cairn up`` take (it may wait for another one to finish first).
+_UP_TIMEOUT_S = 240.0
 
 
 class Settings(msgspec.Struct, kw_only=True):
@@ -98,13 +109,19 @@ def resolve_settings(*, start_if_missing: bool = True) -> Settings:
             api_token=env.get("CAIRN_API_TOKEN"),
         )
     record = read_stack(home)
-    if record is None or not reachable(record.nats_url):
+    down = [part for part, url in record.urls().items() if not reachable(url)] if record else []
+    if record is None or "nats" in down:
         if not start_if_missing:
             raise StackUnavailableError(
                 f"No Cairn stack is running under {home}. Start one with `cairn up`, or set "
                 "CAIRN_NATS_URL and CAIRN_API_URL to running servers."
             )
-        record = start_local_stack(home)
+        record = start_local_stack(home, record, down)
+    elif down and start_if_missing:
+        try:
+            record = start_local_stack(home, record, down)
+        except StackUnavailableError as exc:  # NATS is up: tracking works without the rest
+            sys.stderr.write(f"cairn: {exc}\n")
     return Settings(
         home=home,
         nats_url=record.nats_url,
@@ -114,17 +131,53 @@ def resolve_settings(*, start_if_missing: bool = True) -> Settings:
     )
 
 
-def start_local_stack(home: Path) -> StackRecord:
-    """Run ``cairn up`` in a child process (the SDK never imports the services)."""
-    sys.stderr.write(f"cairn: no local stack is running; starting one under {home} (cairn up)\n")
+def start_local_stack(
+    home: Path, record: StackRecord | None = None, down: list[str] | None = None
+) -> StackRecord:
+    """Run ``cairn up`` in a child process (the SDK never imports the services).
+
+    ``record`` and ``down`` (the parts found not answering) say what to tell the
+    user: ``cairn up`` itself decides, under its lock, what to (re)start.
+    """
+    sys.stderr.write(_what_cairn_up_does(home, record, down or []))
     command = [sys.executable, "-m", "cairn_services.cli", "up", "--quiet"]
-    done = subprocess.run(
-        command, capture_output=True, text=True, env={**os.environ, "CAIRN_HOME": str(home)}
-    )
-    record = read_stack(home)
-    if done.returncode != 0 or record is None:
+    env = {**os.environ, "CAIRN_HOME": str(home)}
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=_UP_TIMEOUT_S
+        )
+        # `cairn up` prints its error on stdout, after any log lines
+        output = f"{done.stdout}\n{done.stderr}".strip()
+        failure = output[-2000:] if done.returncode != 0 else None
+    except subprocess.TimeoutExpired:
+        failure = f"`cairn up` did not finish within {_UP_TIMEOUT_S:.0f} s"
+    new = read_stack(home)
+    if failure is not None or new is None:
         raise StackUnavailableError(
-            f"Could not start the local Cairn stack under {home}:\n{done.stderr.strip()[-2000:]}\n"
+            f"Could not start the local Cairn stack under {home}:\n{failure}\n"
             "Start it yourself with `cairn up`, or set CAIRN_NATS_URL and CAIRN_API_URL."
         )
-    return record
+    if record is not None:
+        for part, url in record.urls().items():
+            old_port, new_port = urlsplit(url).port, urlsplit(new.urls()[part]).port
+            if old_port != new_port:
+                sys.stderr.write(
+                    f"cairn: port {old_port} was taken, so the local stack's "
+                    f"{PART_TITLES[part]} listens on port {new_port} now\n"
+                )
+    return new
+
+
+def _what_cairn_up_does(home: Path, record: StackRecord | None, down: list[str]) -> str:
+    if record is None:
+        return f"cairn: no local stack is running; starting one under {home} (cairn up)\n"
+    if len(down) == len(PART_TITLES):
+        return (
+            f"cairn: none of the local stack's servers under {home} answers; starting it "
+            "again, on its recorded ports where they are free (cairn up)\n"
+        )
+    titles = " and ".join(PART_TITLES[part] for part in down)
+    ports = " and ".join(str(urlsplit(record.urls()[part]).port) for part in down)
+    if len(down) == 1:
+        return f"cairn: the local stack's {titles} is down; restarting it on port {ports}\n"
+    return f"cairn: the local stack's {titles} are down; restarting them on ports {ports}\n"

@@ -1,18 +1,24 @@
 """The stack's service process: the projector and the query API in one event loop.
 
-Run as ``python -m cairn_services.serve --nats-url ... --database-url ... --port ...``;
-``cairn up`` starts it detached. Stops cleanly on SIGTERM/SIGINT.
+Run as ``CAIRN_NATS_URL=... CAIRN_DATABASE_URL=... [CAIRN_API_TOKEN=...] python -m
+cairn_services.serve --port ...``; ``cairn up`` starts it detached. The URLs (which
+hold passwords) and the token come from the environment, never the command line,
+which every local user can read. Stops cleanly on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
+import sys
+from urllib.parse import urlsplit
 
 import structlog
 
 from .api import create_app, serve_api
+from .logs import configure_logging
 from .projector import Projector
 
 log = structlog.get_logger(__name__)
@@ -43,14 +49,29 @@ async def serve(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--nats-url", required=True)
-    parser.add_argument("--database-url", required=True)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--token", default=None)
     args = parser.parse_args()
-    asyncio.run(serve(args.nats_url, args.database_url, args.host, args.port, args.token))
+    missing = [
+        name for name in ("CAIRN_NATS_URL", "CAIRN_DATABASE_URL") if not os.environ.get(name)
+    ]
+    if missing:
+        parser.error(
+            f"{' and '.join(missing)} not set: the service process takes its NATS URL, database "
+            "URL and API token (CAIRN_API_TOKEN) from the environment, not the command line."
+        )
+    nats_url, database_url = os.environ["CAIRN_NATS_URL"], os.environ["CAIRN_DATABASE_URL"]
+    token = os.environ.get("CAIRN_API_TOKEN") or None
+    passwords = [urlsplit(url).password for url in nats_url.split(",") + [database_url]]
+    configure_logging(sys.stdout, secrets=[token, *passwords])
+    try:
+        asyncio.run(serve(nats_url, database_url, args.host, args.port, token))
+    except Exception:
+        log.exception("serve.failed")  # through the masking logger, not Python's own traceback
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

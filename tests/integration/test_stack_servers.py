@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import asyncpg
@@ -43,12 +44,17 @@ async def test_nats_jetstream_survives_restart_on_same_port(tmp_path: Path) -> N
         server.stop()
 
 
-async def test_nats_with_credentials(tmp_path: Path) -> None:
-    with NatsServer(tmp_path / "nats", user="cairn", password="s3cret") as server:
-        assert server.url.startswith("nats://cairn:s3cret@")
+async def test_nats_with_credentials_from_an_owner_only_config_file(tmp_path: Path) -> None:
+    password = 's3cret"$x\\y'  # quotes, a variable sigil and a backslash survive the config
+    with NatsServer(tmp_path / "nats", user="cairn", password=password) as server:
+        assert server.url.startswith(f"nats://cairn:{password}@")
         nc = await nats.connect(server.url)
         assert nc.is_connected
         await nc.close()
+        with pytest.raises(Exception, match="(?i)authorization"):
+            await nats.connect(server.url.replace(password, "wrong"), allow_reconnect=False)
+        assert stat.S_IMODE(server.config_file.stat().st_mode) == 0o600
+        assert password.encode() not in Path(f"/proc/{server.pid}/cmdline").read_bytes()
 
 
 def test_nats_startup_failure_shows_log_tail(tmp_path: Path) -> None:
@@ -88,6 +94,30 @@ async def test_postgres_start_query_and_restart(tmp_path: Path) -> None:
         conn = await asyncpg.connect(dsn)
         assert await conn.fetchval("SELECT name FROM things WHERE id = 1") == "kept"
         await conn.close()
+    finally:
+        server.stop()
+
+
+async def test_postgres_wants_its_password_on_tcp_and_secures_a_trust_cluster(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "pg"
+    server = PostgresServer(data, fast=True).start()
+    server.stop()
+    # What clusters made before looked like: trust on TCP, no password file.
+    (data / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
+    server.password_file.unlink()
+    server = PostgresServer(data, port=server.port, fast=True).start()
+    try:
+        assert stat.S_IMODE(server.password_file.stat().st_mode) == 0o600
+        assert server.password is not None and server.password in server.dsn
+        conn = await asyncpg.connect(server.dsn)
+        assert await conn.fetchval("SELECT 1") == 1
+        await conn.close()
+        without = server.dsn.replace(f":{server.password}@", "@")
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(without)
+        assert "trust" not in (data / "pg_hba.conf").read_text().split("host", 1)[1]
     finally:
         server.stop()
 

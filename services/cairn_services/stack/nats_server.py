@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ from typing import Self
 import structlog
 
 from cairn_services.stack.errors import StackError
-from cairn_services.stack.managed import ManagedServer
+from cairn_services.stack.managed import ManagedServer, open_private_log, write_private_file
 from cairn_services.stack.ports import (
     connect_host,
     log_tail,
@@ -64,7 +65,9 @@ class NatsServer(ManagedServer):
 
     After `start()` returns, clients can connect and JetStream is usable. The port
     (picked free when not given) is kept, so `stop()` then `start()` brings the
-    same server back at the same URL with the same streams.
+    same server back at the same URL with the same streams. With `user`, the
+    credentials reach the server through `config_file` (mode 0600), never its
+    command line, which every local user can read.
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class NatsServer(ManagedServer):
         self.host = host
         self.port = port
         self.log_file = Path(log_file) if log_file else self.store_dir / "nats-server.log"
+        self.config_file = self.store_dir / "nats-server.conf"
         self.user = user
         self.password = password
         self.detach = detach
@@ -102,21 +106,36 @@ class NatsServer(ManagedServer):
         if self.running:
             return self
         binary = find_nats_server_binary()
-        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.store_dir, 0o700)  # the stream's events are nobody else's to read
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self._write_config()
         self.port = start_with_port_retry(
             lambda port: self._launch(binary, port), self.host, self.port, "nats-server"
         )
         return self
 
+    def _write_config(self) -> None:
+        """Put the credentials in `config_file` (0600), or remove it when there are none."""
+        if self.user is None:
+            self.config_file.unlink(missing_ok=True)
+            return
+        # JSON strings are valid quoted strings in nats-server's config syntax.
+        user, password = json.dumps(self.user), json.dumps(self.password or "")
+        write_private_file(
+            self.config_file,
+            "# Written by Cairn: holds the NATS password, keep it owner-only (0600).\n"
+            f"authorization {{\n  user: {user}\n  password: {password}\n}}\n",
+        )
+
     def _launch(self, binary: Path, port: int) -> None:
         self.port = port
         cmd = [str(binary), "-a", self.host, "-p", str(port), "-js", "-sd", str(self.store_dir)]
         if self.user is not None:
-            cmd += ["--user", self.user, "--pass", self.password or ""]
+            cmd += ["-c", str(self.config_file)]
         started = time.monotonic()
         log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-        with open(self.log_file, "ab") as log_fh:
+        with open_private_log(self.log_file) as log_fh:
             # Log via our own redirect (not -l) so errors before logging is set up are kept too.
             self._proc = subprocess.Popen(
                 cmd,

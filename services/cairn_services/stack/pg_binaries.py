@@ -63,11 +63,22 @@ def server_user() -> pwd.struct_passwd | None:
     return pwd.getpwnam("cairn")
 
 
-def grant_traverse(path: Path, uid: int) -> None:
-    """Add o+x to every ancestor of `path` the user could not otherwise enter (e.g. /root)."""
+def grant_traverse(path: Path, user: pwd.struct_passwd) -> None:
+    """Add o+x to every ancestor of `path` the user could not otherwise enter (e.g. /root).
+
+    A folder the user may enter as owner or through a group (CAIRN_HOME is mode 0710
+    with the server user's group) is left as it is.
+    """
+    groups = set(os.getgrouplist(user.pw_name, user.pw_gid))
     for folder in path.resolve().parents:
         st = folder.stat()
-        if st.st_uid != uid and not st.st_mode & stat.S_IXOTH:
+        if st.st_uid == user.pw_uid:
+            can_enter = st.st_mode & stat.S_IXUSR
+        elif st.st_gid in groups:
+            can_enter = st.st_mode & stat.S_IXGRP
+        else:
+            can_enter = st.st_mode & stat.S_IXOTH
+        if not can_enter:
             os.chmod(folder, st.st_mode | stat.S_IXOTH)
             log.info("postgres_server.granted_traverse", path=str(folder))
 

@@ -30,6 +30,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def port_free(host: str, port: int) -> bool:
+    """Whether a server could bind `host`:`port` now (SO_REUSEADDR, as servers bind)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        # Without it a port whose old connections linger in TIME_WAIT would look taken.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def connect_host(host: str) -> str:
     """The address to connect to for a server listening on `host` (wildcards -> loopback)."""
     if host in ("", "0.0.0.0"):
@@ -65,7 +77,7 @@ def wait_for_port(
 
 
 def pid_alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie we can reap."""
+    """True while `pid` exists and is not a zombie."""
     try:
         # Reap it if it is our own child, so a zombie does not look alive.
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
@@ -75,8 +87,27 @@ def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except OSError as exc:
-        return exc.errno == errno.EPERM
-    return True
+        if exc.errno != errno.EPERM:
+            return False
+    # A detached server's zombie waits for an init that may never reap it: it is not alive.
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (or it just went): kill(0) is all we know
+    return stat_line.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
+
+
+def pid_runs(pid: int, marker: str) -> bool:
+    """True if `pid` is alive and its command line contains `marker` (guards against pid reuse)."""
+    if pid <= 0 or not pid_alive(pid):
+        return False
+    if not Path("/proc/self").exists():
+        return True  # no /proc on this system: the pid is all we know
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False  # it went meanwhile
+    return marker.encode() in cmdline.replace(b"\0", b" ")
 
 
 def terminate_pid(pid: int, signals: Sequence[int], timeout: float) -> bool:

@@ -11,11 +11,19 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import quote
 
 import structlog
 
 from cairn_services.stack.errors import StackError
-from cairn_services.stack.managed import ManagedServer
+from cairn_services.stack.managed import ManagedServer, open_private_log, write_private_file
+from cairn_services.stack.pg_auth import (
+    PG_HBA,
+    new_password,
+    read_password,
+    save_password,
+    scram_sha256_verifier,
+)
 from cairn_services.stack.pg_binaries import (
     find_postgres_bin_dir,
     grant_read_tree,
@@ -37,7 +45,11 @@ _SOCKET_PATH_MAX = 107
 class PostgresServer(ManagedServer):
     """A Postgres cluster in `data_dir` (initdb'd on first start) with database `database`.
 
-    After `start()` returns, `dsn` accepts connections as user `postgres` with trust auth.
+    After `start()` returns, `dsn` accepts connections as user `postgres` with the
+    cluster's password (scram-sha-256 on TCP; trust only on the unix socket, in a
+    directory only the server's OS user may enter). The password is generated on the
+    first start and kept in `password_file` (0600, beside the data dir); every start
+    rewrites pg_hba.conf and sets it, so a cluster made with trust auth is secured too.
     The port (picked free when not given) is kept, so `stop()` then `start()` brings the
     same cluster back at the same DSN. `fast=True` turns off fsync: for tests only.
     """
@@ -60,6 +72,8 @@ class PostgresServer(ManagedServer):
         self.log_file = (
             Path(log_file) if log_file else self.data_dir.with_name(f"{self.data_dir.name}.log")
         )
+        self.password_file = self.data_dir.with_name(f"{self.data_dir.name}.password")
+        self.password: str | None = None
         self.database = database
         self.fast = fast
         self.detach = detach
@@ -71,10 +85,11 @@ class PostgresServer(ManagedServer):
 
     @property
     def dsn(self) -> str:
-        """postgresql://postgres@host:port/<database> (port is known after the first start)."""
-        if self.port is None:
-            raise StackError("PostgresServer has no port yet: call start() first.")
-        return f"postgresql://postgres@{connect_host(self.host)}:{self.port}/{self.database}"
+        """postgresql://postgres:<password>@host:port/<database> (known after the first start)."""
+        if self.port is None or self.password is None:
+            raise StackError("PostgresServer has no port and password yet: call start() first.")
+        auth = f"postgres:{quote(self.password, safe='')}"
+        return f"postgresql://{auth}@{connect_host(self.host)}:{self.port}/{self.database}"
 
     def start(self) -> Self:
         """initdb if needed, start the server, wait until ready, create the database if missing."""
@@ -86,11 +101,18 @@ class PostgresServer(ManagedServer):
         self.port = start_with_port_retry(
             lambda port: self._launch(port, deadline), self.host, self.port, "Postgres"
         )
+        stored = read_password(self.password_file)
+        password = self.password or stored or new_password()
+        # Through psql's stdin over the socket: never in an argv other users can read.
         self._run(
             [self._bin / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", *self._conn_args()],
-            input=f"SELECT 'CREATE DATABASE \"{self.database}\"' WHERE NOT EXISTS "
+            input=f"ALTER ROLE postgres PASSWORD '{scram_sha256_verifier(password)}';\n"
+            f"SELECT 'CREATE DATABASE \"{self.database}\"' WHERE NOT EXISTS "
             f"(SELECT FROM pg_database WHERE datname = '{self.database}')\\gexec\n",
         )
+        if password != stored:
+            save_password(self.password_file, password)
+        self.password = password
         if not self.detach:
             atexit.register(self.stop)
         log.info(
@@ -106,24 +128,28 @@ class PostgresServer(ManagedServer):
         """Find binaries, settle which user runs them and what it may touch, initdb if needed."""
         self._bin, is_wheel = find_postgres_bin_dir()
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        self.log_file.touch()
+        os.chmod(self.data_dir, 0o700)  # it holds the socket that trusts whoever reaches it
+        open_private_log(self.log_file).close()
+        owner: tuple[int, int] | None = None
         user = server_user()
         if user is not None:
+            owner = (user.pw_uid, user.pw_gid)
             self._as = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
             if self.data_dir.stat().st_uid != user.pw_uid:
                 for p in [self.data_dir, *self.data_dir.rglob("*")]:
-                    os.chown(p, user.pw_uid, user.pw_gid)
-            os.chown(self.log_file, user.pw_uid, user.pw_gid)
-            grant_traverse(self.data_dir, user.pw_uid)
-            grant_traverse(self._bin, user.pw_uid)
+                    os.chown(p, *owner)
+            os.chown(self.log_file, *owner)
+            grant_traverse(self.data_dir, user)
+            grant_traverse(self._bin, user)
             if is_wheel:
                 grant_read_tree(self._bin.parent)
         if not (self.data_dir / "PG_VERSION").exists():
-            args = ["-D", str(self.data_dir), "--auth=trust", "-U", "postgres", "--locale=C"]
-            args += ["--encoding=UTF8", "--no-instructions", *(["--no-sync"] if self.fast else [])]
+            args = ["-D", str(self.data_dir), "-U", "postgres", "--locale=C", "--encoding=UTF8"]
+            args += ["--auth-local=trust", "--auth-host=scram-sha-256", "--no-instructions"]
+            args += ["--no-sync"] if self.fast else []
             self._run([self._bin / "initdb", *args], as_server=True)
             log.info("postgres_server.initdb_done", data_dir=str(self.data_dir))
+        write_private_file(self.data_dir / "pg_hba.conf", PG_HBA, owner=owner)
 
     def _socket_dir(self) -> Path:
         if len(str(self.data_dir / ".s.PGSQL.65535.lock")) <= _SOCKET_PATH_MAX:
@@ -144,7 +170,7 @@ class PostgresServer(ManagedServer):
         cmd += ["-h", self.host, "-k", str(self._socket_dir())]
         for setting in settings:
             cmd += ["-c", setting]
-        with open(self.log_file, "ab") as log_fh:
+        with open_private_log(self.log_file) as log_fh:
             self._proc = subprocess.Popen(
                 cmd,
                 stdin=subprocess.DEVNULL,
@@ -176,8 +202,9 @@ class PostgresServer(ManagedServer):
         return len(lines) >= 8 and lines[0].strip() == str(pid) and lines[7].strip() == "ready"
 
     def _conn_args(self) -> list[str]:
-        host, port = connect_host(self.host), str(self.port)
-        return ["-h", host, "-p", port, "-U", "postgres", "-d", "postgres"]
+        """psql's arguments for the unix socket, where the postgres role needs no password."""
+        socket_dir, port = str(self._socket_dir()), str(self.port)
+        return ["-h", socket_dir, "-p", port, "-U", "postgres", "-d", "postgres"]
 
     def _run(self, cmd: list[Any], *, as_server: bool = False, input: str | None = None) -> None:
         """Run a Postgres tool; on failure raise StackError carrying its output."""
