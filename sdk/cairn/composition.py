@@ -11,7 +11,6 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from cairn_events import label_problem
 
 from .errors import StepDefinitionError
 from .naming import shown
@@ -61,6 +60,8 @@ class Composition:
 
     def add(self, step: Step, arguments: dict[str, Any], id: str | None, after: Any) -> Invocation:
         invocation_id = id or self._next_id(step.name)
+        from cairn_events import label_problem  # lazy: import cairn stays light
+
         if (problem := label_problem(invocation_id)) is not None:
             raise StepDefinitionError(
                 f"Pipeline '{self.pipeline_name}' calls a step with the id {shown(invocation_id)}, "

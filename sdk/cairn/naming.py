@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 import msgspec
-from cairn_events import MAX_LABEL_BYTES, is_numeric_version, label_problem
 
 from .config import ArtifactConfig
 from .errors import ArtifactNameError, ArtifactVersionError, StepDefinitionError
@@ -83,6 +82,11 @@ def shown(text: str, limit: int = 80) -> str:
 
 def check_artifact_name(name: str, *, step: str, output: str) -> str:
     """``name`` if it can name an artifact; ArtifactNameError naming the step, output and rule."""
+    from cairn_events import (  # lazy: import cairn stays light
+        MAX_LABEL_BYTES,
+        label_problem,
+    )
+
     problem = label_problem(name)
     if problem is not None:
         raise ArtifactNameError(
@@ -95,6 +99,11 @@ def check_artifact_name(name: str, *, step: str, output: str) -> str:
 
 def check_run_name(name: str, *, pipeline: str) -> str:
     """``name`` if it can name a run of ``pipeline``; ArtifactNameError saying the rule."""
+    from cairn_events import (  # lazy: import cairn stays light
+        MAX_LABEL_BYTES,
+        label_problem,
+    )
+
     problem = label_problem(name)
     if problem is not None:
         raise ArtifactNameError(
@@ -183,6 +192,12 @@ def _walk_own_body(definition: ast.AST) -> list[ast.AST]:
 
 def requested_version(version: str | int | None, name: str) -> str | None:
     """The explicit version asked for an output named ``name``, checked; None for numbered."""
+    from cairn_events import (  # lazy: import cairn stays light
+        MAX_LABEL_BYTES,
+        is_numeric_version,
+        label_problem,
+    )
+
     if version is None:
         return None
     text = str(version)

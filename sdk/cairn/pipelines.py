@@ -6,8 +6,6 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
-from cairn_events import label_problem
-
 from .errors import StepDefinitionError
 from .naming import shown
 
@@ -31,6 +29,8 @@ class Pipeline:
             raise StepDefinitionError(f"@pipeline decorates functions, not {type(func).__name__}")
         self.func = func
         self.name = name or func.__name__
+        from cairn_events import label_problem  # lazy: import cairn stays light
+
         if (problem := label_problem(self.name)) is not None:
             raise StepDefinitionError(
                 f"Pipeline name {shown(self.name)} {problem}; give the pipeline another name="
