@@ -15,10 +15,8 @@ import asyncio
 import collections
 import contextlib
 import functools
-import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,6 @@ from cairn_events import (
     Header,
     JetStreamError,
     artifact_version_subject,
-    artifact_versions_filter,
     decode,
     encode,
     subject_of,
@@ -45,10 +42,10 @@ from cairn_events import (
 from .claims import VersionClaims
 from .errors import ArtifactVersionError, EventRefusedError, StackUnavailableError
 from .fast_ingest import BatchFailed, FastIngest, Outgoing
-from .quarantine import Quarantine, quarantined
+from .quarantine import Quarantine
 from .refusals import Refused, refusal_before_sending, refusal_of
 from .settings import redact_url
-from .spool import Spool, SpoolEntry, Unreadable
+from .spool import Spool, SpoolEntry, Unreadable, claim_entry, sendable_units
 
 log = structlog.get_logger(__name__)
 
@@ -56,8 +53,6 @@ log = structlog.get_logger(__name__)
 _MAX_BATCH = 5000
 #: nats-server's default max_payload, until the server says its own.
 _DEFAULT_MAX_PAYLOAD = 1024 * 1024
-#: Refused events told on stderr one by one; after that, once, how to list them.
-_REPORTED_REFUSALS = 3
 _RETRY_FIRST_S, _RETRY_MAX_S = 0.2, 2.0
 
 
@@ -91,8 +86,6 @@ class EventPublisher:
         self.quarantine = Quarantine(spool_dir / "quarantine")
         #: Stream sequence of the newest event this process knows JetStream stored.
         self.last_seq = 0
-        #: How many events this process quarantined.
-        self.refused = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="cairn-publisher", daemon=True
@@ -200,6 +193,11 @@ class EventPublisher:
             self.flush(timeout)
         self._stop_loop(timeout)
         self.spool.close()
+
+    @property
+    def refused(self) -> int:
+        """How many events this process quarantined."""
+        return self.quarantine.kept
 
     @property
     def spooled(self) -> int:
@@ -380,7 +378,7 @@ class EventPublisher:
                 run = self._in_batch = self._sendable(self._take_run())
                 try:
                     if run:
-                        await self._send_events(run, self._publish_one)
+                        await self._send_events(run, from_spool=False)
                 except BatchFailed as exc:
                     # The connection broke. If NATS has not said so yet, put back what may
                     # not be stored: _on_disconnected spools it in order with the rest.
@@ -409,14 +407,14 @@ class EventPublisher:
                 self._quarantine(_entry_of(item), reason)
         return kept
 
-    async def _send_events(
-        self, run: list[Outgoing], one_by_one: Callable[[Outgoing], Awaitable[None]]
-    ) -> None:
+    async def _send_events(self, run: list[Outgoing], *, from_spool: bool) -> None:
         """Send ``run`` in one fast-ingest batch, or one by one on a server without batches.
 
-        Raises BatchFailed if the connection broke: what was not stored then
-        belongs in the spool, not in a retry.
+        From the send loop, single events are not awaited (``publish_async``); from
+        the spool each is, so a refusal is known at once. Raises BatchFailed if the
+        connection broke: what was not stored then belongs in the spool, not in a retry.
         """
+        one_by_one = self._publish_and_wait if from_spool else self._publish_one
         if self._fast is None:
             for item in run:
                 await one_by_one(item)
@@ -434,7 +432,7 @@ class EventPublisher:
                 self._fast = None
             if exc.stored:
                 await self._learn_seq(run[exc.stored - 1].subject)
-            if one_by_one != self._publish_and_wait:
+            if not from_spool:
                 # From the send loop: let the drain send the rest, waiting for each answer
                 # (nats-py's publish_async never resolves a refusal: it raises in its callback).
                 self._resend_later(rest)
@@ -504,13 +502,12 @@ class EventPublisher:
     # -- loop side: claims ---------------------------------------------------------
 
     async def _run_claim(self, claim: _Claim) -> None:
-        entry = _claim_entry(claim.template, claim.requested)
         try:
             await self._claim(claim.template, claim.requested, claim.future)
         except ArtifactVersionError as exc:
             _settle(claim.future, exc)
         except Refused as refused:
-            self._quarantine(entry, refused.reason)
+            self._quarantine(claim_entry(claim.template, claim.requested), refused.reason)
             _settle(claim.future, self._refused_error(claim.template, refused.reason))
         except Exception as exc:  # NATS went away mid-claim: redo it from the spool
             log.info("publisher.claim_deferred", name=claim.template.name, error=str(exc))
@@ -553,7 +550,7 @@ class EventPublisher:
         for item in items:
             if isinstance(item, _Claim):
                 self._spooled_claims[item.template.event_id] = item.future
-                entries.append(_claim_entry(item.template, item.requested))
+                entries.append(claim_entry(item.template, item.requested))
             else:
                 entries.append(_entry_of(item))
         if not entries:
@@ -587,26 +584,8 @@ class EventPublisher:
             self._start_drain()
 
     def _quarantine(self, entry: SpoolEntry, reason: str) -> None:
-        """Keep a refused event with its reason, report it once, and go on."""
-        record = quarantined(entry, reason)
-        self.quarantine.add(record)
-        self.refused += 1
-        log.error(
-            "publisher.event_quarantined",
-            event_id=record.event_id,
-            event_type=record.event_type,
-            subject=entry.subject[:200],
-            reason=reason,
-            file=str(self.quarantine.path),
-        )
-        if self.refused <= _REPORTED_REFUSALS:
-            sys.stderr.write(
-                f"cairn: NATS refused {record.event_type} event {record.event_id}: {reason}. "
-                f"It is kept in {self.quarantine.path}; `cairn spool status` lists it, "
-                "`cairn spool retry` or `cairn spool discard` handles it.\n"
-            )
-        elif self.refused == _REPORTED_REFUSALS + 1:
-            sys.stderr.write("cairn: NATS refused more events; `cairn spool status` lists them\n")
+        """Keep a refused event with its reason (reported once) and go on."""
+        self.quarantine.keep(entry, reason)
 
     def _start_drain(self) -> None:
         if self.spool.count():
@@ -640,7 +619,7 @@ class EventPublisher:
                 )
                 return
             try:
-                for unit, unit_end in _units(entries):
+                for unit, unit_end in sendable_units(entries, _MAX_BATCH):
                     sent += await self._send_unit(unit)
                     self._drain_offset = unit_end
             except Exception as exc:  # NATS is not taking anything right now
@@ -673,7 +652,7 @@ class EventPublisher:
             return await self._redo_claim(unit)
         run = self._sendable([_outgoing(entry) for entry in unit])
         if run:
-            await self._send_events(run, self._publish_and_wait)
+            await self._send_events(run, from_spool=True)
         return len(run)
 
     async def _redo_claim(self, entry: SpoolEntry) -> int:
@@ -743,41 +722,6 @@ def _outgoing(entry: SpoolEntry) -> Outgoing:
 
 def _entry_of(item: Outgoing) -> SpoolEntry:
     return SpoolEntry(subject=item.subject, event=msgspec.Raw(item.data))
-
-
-def _claim_entry(template: ArtifactMaterialized, requested: str | None) -> SpoolEntry:
-    return SpoolEntry(
-        subject=artifact_versions_filter(template.name),
-        event=msgspec.Raw(encode(template)),
-        claim=True,
-        requested_version=requested,
-    )
-
-
-def _units(
-    entries: list[tuple[SpoolEntry | Unreadable, int]],
-) -> Iterator[tuple[SpoolEntry | Unreadable | list[SpoolEntry], int]]:
-    """Spooled entries as what is sent at once: each claim alone, events in runs up to _MAX_BATCH.
-
-    Each unit comes with the spool offset just past it.
-    """
-    run: list[SpoolEntry] = []
-    run_end = 0
-    for entry, end in entries:
-        if isinstance(entry, SpoolEntry) and not entry.claim:
-            run.append(entry)
-            run_end = end
-            if len(run) < _MAX_BATCH:
-                continue
-            yield run, run_end
-            run = []
-            continue
-        if run:
-            yield run, run_end
-            run = []
-        yield entry, end
-    if run:
-        yield run, run_end
 
 
 def _settle(

@@ -11,15 +11,21 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import sys
 from datetime import datetime
 from pathlib import Path
 
 import msgspec
+import structlog
 from cairn_events import new_id, utcnow
 
 from .spool import SpoolEntry
 
+log = structlog.get_logger(__name__)
+
 QUARANTINE_SUFFIX = ".quarantine"
+#: Refused events told on stderr one by one; after that, once, how to list them.
+_REPORTED = 3
 
 
 class QuarantinedEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,6 +73,31 @@ class Quarantine:
         self.path = (
             directory / f"{socket.gethostname()}-{os.getpid()}-{new_id()}{QUARANTINE_SUFFIX}"
         )
+        #: How many events this process quarantined.
+        self.kept = 0
+
+    def keep(self, entry: SpoolEntry, reason: str) -> QuarantinedEvent:
+        """Quarantine a refused ``entry`` and report it: in the log, and the first few on stderr."""
+        record = quarantined(entry, reason)
+        self.add(record)
+        self.kept += 1
+        log.error(
+            "quarantine.event_kept",
+            event_id=record.event_id,
+            event_type=record.event_type,
+            subject=entry.subject[:200],
+            reason=reason,
+            file=str(self.path),
+        )
+        if self.kept <= _REPORTED:
+            sys.stderr.write(
+                f"cairn: NATS refused {record.event_type} event {record.event_id}: {reason}. "
+                f"It is kept in {self.path}; `cairn spool status` lists it, "
+                "`cairn spool retry` or `cairn spool discard` handles it.\n"
+            )
+        elif self.kept == _REPORTED + 1:
+            sys.stderr.write("cairn: NATS refused more events; `cairn spool status` lists them\n")
+        return record
 
     def add(self, record: QuarantinedEvent) -> None:
         """Keep ``record`` durably (fsync)."""

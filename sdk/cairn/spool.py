@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
-from cairn_events import new_id
+from cairn_events import ArtifactMaterialized, artifact_versions_filter, encode, new_id
 
 SPOOL_SUFFIX = ".spool"
 
@@ -207,3 +207,39 @@ def write_orphan(directory: Path, entries: list[SpoolEntry]) -> Path:
         os.fsync(f.fileno())
     tmp.replace(path)
     return path
+
+
+def claim_entry(template: ArtifactMaterialized, requested: str | None) -> SpoolEntry:
+    """A version claim to redo: the template of the version and the version asked for."""
+    return SpoolEntry(
+        subject=artifact_versions_filter(template.name),
+        event=msgspec.Raw(encode(template)),
+        claim=True,
+        requested_version=requested,
+    )
+
+
+def sendable_units(
+    entries: list[tuple[SpoolEntry | Unreadable, int]], max_run: int
+) -> Iterator[tuple[SpoolEntry | Unreadable | list[SpoolEntry], int]]:
+    """Spooled entries as what is sent at once: each claim alone, events in runs up to ``max_run``.
+
+    Each unit comes with the spool offset just past it.
+    """
+    run: list[SpoolEntry] = []
+    run_end = 0
+    for entry, end in entries:
+        if isinstance(entry, SpoolEntry) and not entry.claim:
+            run.append(entry)
+            run_end = end
+            if len(run) < max_run:
+                continue
+            yield run, run_end
+            run = []
+            continue
+        if run:
+            yield run, run_end
+            run = []
+        yield entry, end
+    if run:
+        yield run, run_end
