@@ -86,6 +86,16 @@ def dead_letter_subject(consumer: str) -> str:
     return f"cairn-dead-letter.{consumer}"
 
 
+#: The highest version number an artifact version can have: numbers are stored as
+#: Postgres bigint, and the next unnumbered version must still fit.
+MAX_VERSION_NUMBER = 2**63 - 1
+
+
 def is_numeric_version(version: str) -> bool:
-    """Numbered versions (``"1"``, ``"2"``, ...) are assigned by Cairn, never chosen."""
+    """Whether ``version`` is written as a version number: ``"1"``, ``"2"``, ``"44"``, ...
+
+    Only the canonical decimal form counts (no sign, blanks or leading zeros), so one
+    number has one version text and one subject. The range is checked separately
+    (see :data:`MAX_VERSION_NUMBER`).
+    """
     return _NUMERIC.fullmatch(version) is not None

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import msgspec
 
 from ._envelope import Event
+from ._subjects import MAX_VERSION_NUMBER
 
 
 class ArtifactMaterialized(Event, frozen=True, kw_only=True, tag="artifact.materialized"):
-    """A new version of an artifact name was stored and its version number claimed.
+    """A new version of an artifact name was stored and its version claimed.
 
-    ``numeric_count`` is how many numbered versions the name has including
-    this one; the next numbered version is ``numeric_count + 1``. It is carried
-    on every version so the latest event of a name is enough to claim the next.
+    ``version`` is a number (``"44"``, canonical decimal, see ``is_numeric_version``)
+    or a label (``"golden"``). ``numeric_count`` is the highest version number the
+    name has, this event's included (0 while it has none): an unnumbered version
+    takes ``numeric_count + 1``, and an explicit number below the highest (10 when
+    44 exists) leaves it at 44. A numbered version never exceeds its
+    ``numeric_count``. It is carried on every version so the latest event of a name
+    is enough to claim the next.
     """
+
+    #: The highest version number a version may have (see MAX_VERSION_NUMBER).
+    MAX_NUMBER: ClassVar[int] = MAX_VERSION_NUMBER
 
     artifact_version_id: str
     name: str

@@ -118,16 +118,19 @@ def fold_step_failed(event: StepFailed) -> list[RowChange]:
 
 def fold_artifact_materialized(event: ArtifactMaterialized) -> list[RowChange]:
     _require(event, _ARTIFACT_IDS)
-    numeric_version = int(event.version) if is_numeric_version(event.version) else None
+    numeric_version = None
+    if is_numeric_version(event.version):
+        # the length first: int() of thousands of digits is slow, and refused by Python
+        if len(event.version) > len(str(_BIGINT_MAX)) or int(event.version) > _BIGINT_MAX:
+            raise FoldError(
+                f"artifact.materialized {event.event_id}: version {event.version[:40]} too large"
+            )
+        numeric_version = int(event.version)
     if numeric_version is not None and numeric_version > event.numeric_count:
         raise FoldError(
             f"artifact.materialized {event.event_id}: version {event.version} of "
             f"{event.name!r} exceeds its numeric_count {event.numeric_count}, which "
-            f"counts the numbered versions including this one"
-        )
-    if numeric_version is not None and numeric_version > _BIGINT_MAX:
-        raise FoldError(
-            f"artifact.materialized {event.event_id}: version {event.version} too large"
+            f"is the highest version number of the name including this one"
         )
     if not 0 <= event.size <= _BIGINT_MAX or not 0 <= event.numeric_count <= _BIGINT_MAX:
         raise FoldError(

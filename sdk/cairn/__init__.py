@@ -11,6 +11,7 @@ from .client import Client
 from .config import ArtifactConfig
 from .context import StepContext, get_step_context
 from .errors import (
+    AmbiguousError,
     ApiError,
     ArtifactNameError,
     ArtifactVersionError,
@@ -30,6 +31,7 @@ from .steps import Step, step
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmbiguousError",
     "ApiError",
     "ArtifactConfig",
     "ArtifactNameError",

@@ -5,6 +5,10 @@ The event for a new version of name N is published on N's own subject with
 stale expectation (another writer got there first) is refused with
 :attr:`JetStreamError.WRONG_LAST_SEQUENCE`, and the claim re-reads and retries.
 A version number is therefore a fact of the log, and no two writers share one.
+
+As in ZenML, a claim without a version takes one more than the name's highest
+number so far (each event carries it as ``numeric_count``), and a claim of an
+explicit number or label takes it if no version of the name has it yet.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from cairn_events import (
     artifact_versions_filter,
     decode,
     encode,
+    is_numeric_version,
 )
 
 from .errors import ArtifactVersionError
@@ -72,20 +77,21 @@ class VersionClaims:
                 last_seq, count = last
                 if requested is not None:
                     try:
-                        await js.get_last_msg(STREAM, artifact_version_subject(name, requested))
+                        held = await js.get_last_msg(
+                            STREAM, artifact_version_subject(name, requested)
+                        )
                     except NotFoundError:
                         pass
                     else:
+                        if (held.headers or {}).get(Header.MSG_ID) == template.event_id:
+                            return Claimed(decode(held.data), held.seq)  # an earlier attempt
                         raise ArtifactVersionError(
                             f"Artifact '{name}' already has version '{requested}'; an explicit "
                             "version can be used once per name. Choose another version, or leave "
                             f"it out to get the next number ({count + 1})."
                         )
-                event = msgspec.structs.replace(
-                    template,
-                    version=requested or str(count + 1),
-                    numeric_count=count if requested else count + 1,
-                )
+                version, count = _next(name, requested, count)
+                event = msgspec.structs.replace(template, version=version, numeric_count=count)
                 headers = {
                     Header.MSG_ID: event.event_id,
                     Header.EXPECTED_LAST_SUBJECT_SEQUENCE: str(last_seq),
@@ -121,3 +127,22 @@ class VersionClaims:
         latest: ArtifactMaterialized = decode(msg.data)
         mine = Claimed(latest, msg.seq) if latest.event_id == template.event_id else None
         return (msg.seq, latest.numeric_count), mine
+
+
+def _next(name: str, requested: str | None, highest: int) -> tuple[str, int]:
+    """The version a claim takes, and the name's highest number after it.
+
+    ``highest`` is the name's highest version number so far: an unnumbered claim takes
+    the one after it, an explicit number (checked free) may lie above or below it.
+    """
+    if requested is None:
+        if highest >= ArtifactMaterialized.MAX_NUMBER:
+            raise ArtifactVersionError(
+                f"Artifact '{name}' already has the highest version number, {highest}; "
+                "there is no next number. Give this output a label such as 'v3-final', or "
+                "store it under another name."
+            )
+        return str(highest + 1), highest + 1
+    if is_numeric_version(requested):
+        return requested, max(highest, int(requested))
+    return requested, highest

@@ -1,12 +1,14 @@
 """Composing a pipeline: calling its function records step invocations, not results.
 
 Inside a pipeline function a step call returns :class:`OutputHandle` objects
-standing for outputs that do not exist yet; the runner later executes the
-recorded invocations in dependency order.
+standing for outputs that do not exist yet; once the function returns, the
+runner executes the recorded invocations in dependency order (``after=`` may
+name a step called later, as in ZenML).
 """
 
 from __future__ import annotations
 
+import heapq
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +59,7 @@ class Composition:
         self.pipeline_name = pipeline_name
         self.invocations: dict[str, Invocation] = {}
         self._calls: dict[str, int] = {}
+        self._order: list[Invocation] | None = None
 
     def add(self, step: Step, arguments: dict[str, Any], id: str | None, after: Any) -> Invocation:
         invocation_id = id or self._next_id(step.name)
@@ -89,28 +92,93 @@ class Composition:
         return candidate
 
     def _after_ids(self, after: Any) -> list[str]:
+        """The invocation ids ``after=`` names; they may be steps called later."""
         if after is None:
             return []
-        items = after if isinstance(after, (list, tuple)) else [after]
-        ids = []
-        for item in items:
-            ident = item.invocation_id if isinstance(item, OutputHandle) else item
-            if ident not in self.invocations:
-                known = ", ".join(self.invocations) or "none yet"
+        ids: list[str] = []
+        items = list(after) if isinstance(after, (list, tuple)) else [after]
+        while items:
+            item = items.pop(0)
+            if isinstance(item, (list, tuple)):  # e.g. the outputs of a many-output step
+                items[:0] = item
+            elif isinstance(item, OutputHandle):
+                ids.append(item.invocation_id)
+            elif isinstance(item, str):
+                ids.append(item)
+            else:
                 raise StepDefinitionError(
-                    f"after={ident!r} names no step called earlier in pipeline "
-                    f"'{self.pipeline_name}' (steps so far: {known})"
+                    f"after= in pipeline '{self.pipeline_name}' holds {_described(item)}; it "
+                    "takes step invocation ids (after='train'), step outputs (after=model), or a "
+                    "list of them. A step with no outputs returns None: name it by its id."
                 )
-            ids.append(ident)
         return ids
 
     def order(self) -> list[Invocation]:
-        """Invocations in dependency order.
+        """Invocations in dependency order (data and ``after=`` edges), once composed.
 
-        A step can only consume outputs of, or run ``after=``, steps called
-        before it, so call order is already a dependency order.
+        Among steps free to run, the one called first goes first. StepDefinitionError for
+        ``after=`` naming no step, or making steps wait for each other in a cycle.
         """
-        return list(self.invocations.values())
+        if self._order is None:
+            self._check_after()
+            self._order = self._topological()
+        return self._order
+
+    def _check_after(self) -> None:
+        for invocation in self.invocations.values():
+            unknown = [name for name in invocation.after if name not in self.invocations]
+            if unknown:
+                known = ", ".join(self.invocations)
+                raise StepDefinitionError(
+                    f"after={', '.join(map(repr, unknown))} names no step in pipeline "
+                    f"'{self.pipeline_name}' (step '{invocation.id}' waits for it; the steps "
+                    f"are: {known}). Use the id of a step the pipeline calls."
+                )
+
+    def _topological(self) -> list[Invocation]:
+        position = {ident: i for i, ident in enumerate(self.invocations)}
+        waiting = {ident: set(inv.upstream) for ident, inv in self.invocations.items()}
+        downstream: dict[str, list[str]] = {ident: [] for ident in self.invocations}
+        for ident, upstream in waiting.items():
+            for name in upstream:
+                downstream[name].append(ident)
+        ready = [position[ident] for ident, upstream in waiting.items() if not upstream]
+        heapq.heapify(ready)
+        ids = list(self.invocations)
+        order: list[Invocation] = []
+        while ready:
+            ident = ids[heapq.heappop(ready)]
+            order.append(self.invocations[ident])
+            for name in downstream[ident]:
+                waiting[name].discard(ident)
+                if not waiting[name]:
+                    heapq.heappush(ready, position[name])
+        if len(order) < len(ids):
+            cycle = _cycle({ident: up for ident, up in waiting.items() if up})
+            raise StepDefinitionError(
+                f"Pipeline '{self.pipeline_name}' cannot run: its steps wait for each other in "
+                f"a cycle ({' -> '.join(cycle)}, where a -> b means a runs after b). Remove one "
+                "of these after= links."
+            )
+        return order
+
+
+def _cycle(waiting: dict[str, set[str]]) -> list[str]:
+    """A cycle among ``waiting`` (each step and the steps it still waits for), as a path."""
+    path: list[str] = []
+    ident = next(iter(waiting))
+    while ident not in path:
+        path.append(ident)
+        ident = min(waiting[ident])  # each waits for another step still waiting
+    return [*path[path.index(ident) :], ident]
+
+
+def _described(item: Any) -> str:
+    from .steps import Step
+
+    if isinstance(item, Step):
+        return f"the step {item.name!r} itself rather than an invocation id"
+    return "None" if item is None else f"a {type(item).__qualname__} ({item!r:.60})"
 
 
 _composing: ContextVar[Composition | None] = ContextVar("cairn_composing", default=None)

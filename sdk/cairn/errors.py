@@ -12,7 +12,7 @@ class StepDefinitionError(CairnError):
 
 
 class ParameterError(CairnError, TypeError):
-    """A step or pipeline parameter is not a JSON-serializable value."""
+    """A step or pipeline parameter cannot be recorded (not JSON) or does not fit its annotation."""
 
 
 class StepTypeError(CairnError, TypeError):
@@ -20,6 +20,7 @@ class StepTypeError(CairnError, TypeError):
 
     def __init__(self, step: str, what: str, expected: str, actual: str, detail: str = "") -> None:
         self.step, self.what, self.expected, self.actual = step, what, expected, actual
+        self.detail = detail
         message = f"Step '{step}' {what}: expected {expected}, got {actual}"
         super().__init__(message + (f" ({detail})" if detail else ""))
 
@@ -45,6 +46,13 @@ class StackUnavailableError(CairnError, ConnectionError):
 
 class NotFoundError(CairnError, KeyError):
     """A run, step or artifact that the query asked for does not exist."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class AmbiguousError(CairnError, KeyError):
+    """An id prefix that several ids share; the message lists them (ZenML's ``ZenKeyError``)."""
 
     def __str__(self) -> str:
         return str(self.args[0])

@@ -1,11 +1,12 @@
 """Step outputs and their artifact names: parsing annotations, resolving templates.
 
-Rules (ZenML's): an unannotated single output is ``output``; the outputs of a
-step returning a tuple literal under a ``Tuple[...]`` annotation are
-``output_0``, ``output_1``, ...; ``Annotated[T, "name"]`` or
-``Annotated[T, ArtifactConfig(name=...)]`` names an output. Unnamed outputs
-are stored as ``{pipeline}::{step}::{output}``. Names are templates over
-``{date}``, ``{time}`` and custom substitutions.
+Rules (ZenML's): an unannotated single output is ``output`` (an unannotated
+step that never returns a value has none); the outputs of a step returning a
+tuple literal under a ``Tuple[...]`` annotation are ``output_0``, ``output_1``,
+...; ``Annotated[T, "name"]`` or ``Annotated[T, ArtifactConfig(name=...)]`` names
+an output (one name per output, each name once per step). Unnamed outputs are
+stored as ``{pipeline}::{step}::{output}``. Names are templates over ``{date}``,
+``{time}`` and custom substitutions.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import inspect
 import string
 import textwrap
 from datetime import datetime
-from typing import Annotated, Any, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, get_args, get_origin
 
 import msgspec
 
 from .config import ArtifactConfig
 from .errors import ArtifactNameError, ArtifactVersionError, StepDefinitionError
+from .validation import resolved_hints, unresolvable_annotations
 
 _FORMATTER = string.Formatter()
 
@@ -114,66 +116,129 @@ def check_run_name(name: str, *, pipeline: str) -> str:
     return name
 
 
-def parse_outputs(func: Any) -> list[OutputSpec]:
-    """The outputs ``func`` declares through its return annotation."""
-    try:
-        hints = get_type_hints(func, include_extras=True)
-    except Exception as exc:
-        raise StepDefinitionError(
-            f"The annotations of step '{func.__name__}' cannot be resolved ({type(exc).__name__}: "
-            f"{exc}). Under `from __future__ import annotations` they are evaluated later, in the "
-            "module's namespace: use module-level names in them (not a function's locals)."
-        ) from None
+def parse_outputs(
+    func: Any, hints: dict[str, Any] | None = None, *, step: str | None = None
+) -> list[OutputSpec]:
+    """The outputs ``func`` declares through its return annotation.
+
+    ``hints`` are its resolved annotations (resolved here when not given). A
+    StepDefinitionError, naming ``step``, for an annotation Cairn (and ZenML) refuses.
+    """
+    step = step or func.__name__
+    if hints is None:
+        try:
+            hints = resolved_hints(func, owner=f"step '{step}'")
+        except NameError as exc:
+            raise unresolvable_annotations(f"step '{step}'", exc) from None
     if (
         "return" not in hints
         and inspect.signature(func).return_annotation is inspect.Signature.empty
     ):
+        if _value_returns(func) == []:
+            return []  # side effects only: no output, no None artifact
         return [OutputSpec(key="output", annotation=Any)]
     annotation = hints.get("return", Any)
     if annotation is None or annotation is type(None):
         return []
-    base, name, config = _split_annotated(annotation)
-    if name is None and get_origin(base) is tuple and _returns_tuple_literal(func):
+    base, name, config = _split_annotated(annotation, step=step)
+    if name is None and get_origin(base) is tuple and _all_tuple_literals(_value_returns(func)):
         args = get_args(base)
         if not args or args[-1] is Ellipsis:
             raise StepDefinitionError(
-                f"Step '{func.__name__}' returns a tuple literal but its annotation {annotation!r} "
+                f"Step '{step}' returns a tuple literal but its annotation {_shown_type(annotation)} "
                 "does not say how many outputs; annotate each: Tuple[int, str]"
             )
-        return [_spec(arg, f"output_{i}") for i, arg in enumerate(args)]
+        specs = [_spec(arg, f"output_{i}", step=step) for i, arg in enumerate(args)]
+        keys = [spec.key for spec in specs]
+        if twice := sorted({key for key in keys if keys.count(key) > 1}):
+            raise StepDefinitionError(
+                f"Step '{step}' gives more than one output the name "
+                f"{' and '.join(map(shown, twice))}; give each output its own name in its "
+                "Annotated[...]"
+            )
+        return specs
     return [OutputSpec(key=name or "output", annotation=base, name_template=name, config=config)]
 
 
-def _spec(annotation: Any, default_key: str) -> OutputSpec:
-    base, name, config = _split_annotated(annotation)
+def _spec(annotation: Any, default_key: str, *, step: str) -> OutputSpec:
+    base, name, config = _split_annotated(annotation, step=step)
     return OutputSpec(key=name or default_key, annotation=base, name_template=name, config=config)
 
 
-def _split_annotated(annotation: Any) -> tuple[Any, str | None, ArtifactConfig | None]:
+def _split_annotated(
+    annotation: Any, *, step: str
+) -> tuple[Any, str | None, ArtifactConfig | None]:
+    """The type, name and ArtifactConfig of ``Annotated[T, "name"]`` or ``Annotated[T, config]``.
+
+    As ZenML: at most one name and one ArtifactConfig; a name and a config together only
+    when the config has no name of its own (the name is then the config's).
+    """
     if get_origin(annotation) is not Annotated:
         return annotation, None, None
     base, *extras = get_args(annotation)
-    for extra in extras:
-        if isinstance(extra, str):
-            return base, extra, None
-        if isinstance(extra, ArtifactConfig):
-            return base, extra.name, extra
-    return base, None, None
+    names = [extra for extra in extras if isinstance(extra, str)]
+    configs = [extra for extra in extras if isinstance(extra, ArtifactConfig)]
+    others = [extra for extra in extras if not isinstance(extra, (str, ArtifactConfig))]
+    if (problem := _annotated_problem(names, configs, others)) is not None:
+        raise StepDefinitionError(
+            f"The output annotation {_shown_type(annotation)} of step '{step}' {problem}. An "
+            "output's Annotated[...] holds its type and either a name or an ArtifactConfig: "
+            "Annotated[int, 'name'] or Annotated[int, ArtifactConfig(name='name', ...)]."
+        )
+    config = configs[0] if configs else None
+    if names:
+        if config is not None:
+            config = msgspec.structs.replace(config, name=names[0])
+        return base, names[0], config
+    return base, config.name if config else None, config
 
 
-def _returns_tuple_literal(func: Any) -> bool:
-    """Whether ``func`` returns ``a, b`` (many outputs) rather than a tuple value (one)."""
+def _annotated_problem(
+    names: list[str], configs: list[ArtifactConfig], others: list[Any]
+) -> str | None:
+    if others:
+        return f"holds {others[0]!r}, which is neither a name nor an ArtifactConfig"
+    if len(names) > 1:
+        return f"gives two names ({', '.join(map(shown, names))})"
+    if len(configs) > 1:
+        return "holds two ArtifactConfigs"
+    if names and configs and configs[0].name is not None:
+        return f"gives two names ({shown(names[0])} and ArtifactConfig(name={configs[0].name!r}))"
+    return None  # an empty or otherwise bad name is refused by the name rules when resolved
+
+
+def _shown_type(annotation: Any) -> str:
+    text = repr(annotation).replace("typing.", "")
+    return text if len(text) <= 120 else f"{text[:120]}..."
+
+
+def _value_returns(func: Any) -> list[ast.Return] | None:
+    """The ``return <value>`` statements of ``func`` (not ``return``/``return None``).
+
+    None when the source cannot be read (e.g. exec'd code).
+    """
     try:
         source = textwrap.dedent(inspect.getsource(func))
         tree = ast.parse(source)
     except (OSError, TypeError, SyntaxError):
-        return True  # no source (e.g. exec'd code): a Tuple[...] annotation means many outputs
+        return None
     definition = tree.body[0]
-    returns = [
+    return [
         node
         for node in _walk_own_body(definition)
-        if isinstance(node, ast.Return) and node.value is not None
+        if isinstance(node, ast.Return)
+        and node.value is not None
+        and not (isinstance(node.value, ast.Constant) and node.value.value is None)
     ]
+
+
+def _all_tuple_literals(returns: list[ast.Return] | None) -> bool:
+    """Whether the function returns ``a, b`` (many outputs) rather than a tuple value (one).
+
+    Without source, a ``Tuple[...]`` annotation means many outputs.
+    """
+    if returns is None:
+        return True
     return bool(returns) and all(isinstance(node.value, ast.Tuple) for node in returns)
 
 
@@ -190,26 +255,65 @@ def _walk_own_body(definition: ast.AST) -> list[ast.AST]:
     return found
 
 
-def requested_version(version: str | int | None, name: str) -> str | None:
-    """The explicit version asked for an output named ``name``, checked; None for numbered."""
+def requested_version(version: object, name: str) -> str | None:
+    """The explicit version asked for an output named ``name``, checked; None for numbered.
+
+    As in ZenML, a number (``44`` or ``"44"``) claims that version number and other text
+    is a label. A number has one spelling, so one version: text that reads as a number
+    written otherwise (``"044"``, ``" 44"``, ``"+44"``) is refused rather than guessed
+    at, as are numbers below 1 or above the highest Cairn stores, and values that are
+    neither a str nor an int (``True``, ``44.0``).
+    """
     from cairn_events import (  # lazy: import cairn stays light
         MAX_LABEL_BYTES,
+        ArtifactMaterialized,
         is_numeric_version,
         label_problem,
     )
 
     if version is None:
         return None
-    text = str(version)
-    if is_numeric_version(text):
+    given = f"Artifact '{name}' was given the version"
+    choices = (
+        "a number such as 44, a label such as 'v3-final', or leave version out to get the next "
+        "number"
+    )
+    if isinstance(version, bool) or not isinstance(version, str | int):
         raise ArtifactVersionError(
-            f"Artifact '{name}' was given the version {version!r}; numbered versions are "
-            "assigned by Cairn. Use a label such as 'v3-final' or 'prod', or leave version out."
+            f"{given} {repr(version)[:80]}, a {type(version).__name__}, which is neither a "
+            f"number nor a label. Use {choices}."
         )
-    if (problem := label_problem(text)) is not None:
+    number = version if isinstance(version, int) else None
+    if isinstance(version, str) and len(version) <= MAX_LABEL_BYTES:
+        try:  # what ZenML reads as a number, int(version) reads as one here
+            number = int(version)
+        except ValueError:
+            number = None
+    if number is None:
+        text = str(version)
+        if (problem := label_problem(text)) is not None:
+            raise ArtifactVersionError(
+                f"{given} {shown(text)}, which {problem}. Use a label such as 'v3-final' or "
+                f"'prod' (at most {MAX_LABEL_BYTES} bytes, no control characters), or leave "
+                "version out to get the next number."
+            )
+        return text
+    if not 1 <= number <= ArtifactMaterialized.MAX_NUMBER:
+        seen = (  # a huge int is not printable: Python limits int-to-str conversion
+            shown(version)
+            if isinstance(version, str)
+            else str(number)
+            if abs(number).bit_length() < 1000
+            else "a huge number"
+        )
         raise ArtifactVersionError(
-            f"Artifact '{name}' was given the version {shown(text)}, which {problem}. Use a label "
-            f"such as 'v3-final' or 'prod' (at most {MAX_LABEL_BYTES} bytes, no control "
-            "characters), or leave version out to get the next number."
+            f"{given} {seen}; version numbers run from 1 to {ArtifactMaterialized.MAX_NUMBER}. "
+            f"Use {choices}."
         )
-    return text
+    if isinstance(version, str) and not is_numeric_version(version):
+        raise ArtifactVersionError(
+            f"{given} {shown(version)}, which reads as the number {number} but is not written "
+            f'as one. Write version={number} (or "{number}"), or use a label that does not '
+            f"read as a number, such as 'v{number}'."
+        )
+    return str(number)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from cairn_events import ArtifactMaterialized, new_id
@@ -13,6 +14,9 @@ if TYPE_CHECKING:
     from .naming import OutputSpec
     from .steps import Step
 
+MAIN = "__main__"  # materializers defined there cannot be imported by other processes
+BUILTIN = "cairn.materializers."  # their files are all opened through the store
+
 
 def save_outputs(
     store: ArtifactStore,
@@ -23,19 +27,32 @@ def save_outputs(
     values: list[Any],
     names: dict[str, str],
 ) -> list[tuple[ArtifactMaterialized, str | None]]:
-    """Store each output; all or none (files of a failed save are removed)."""
-    from .materializers import materializer_for, qualified_name
+    """Store each output; all or none (files of a failed save are removed).
 
+    Materializers are chosen for all outputs before anything is written, so an
+    output no materializer given for it can handle fails the step untouched.
+    Each output's folder exists before its materializer's save() runs: on a
+    local store, save() may write under self.uri with plain open(), as in ZenML.
+    (Built-in materializers open every file through the store, which creates
+    the folder with the first file; they skip that step.)
+    """
+    from .materializers import CloudpickleMaterializer, qualified_name
+    from .materializers.portability import warn_if_unportable
+    from .materializers.selection import materializers_for_outputs
+
+    chosen = materializers_for_outputs(step, specs, values)
     saved: list[tuple[ArtifactMaterialized, str | None]] = []
+    writing: str | None = None  # the uri being written, removed with the saved ones on failure
     try:
-        for spec, value in zip(specs, values, strict=True):
+        for spec, value, (materializer_cls, given) in zip(specs, values, chosen, strict=True):
             config = spec.config
             requested = requested_version(config.version if config else None, names[spec.key])
-            materializer_cls = step.materializer_for_output(spec.key) or materializer_for(
-                type(value)
-            )
             artifact_version_id = new_id()
-            uri = store.artifact_uri(names[spec.key], artifact_version_id)
+            writing = uri = store.artifact_uri(names[spec.key], artifact_version_id)
+            if not materializer_cls.__module__.startswith(BUILTIN):  # built-ins: store.open does
+                store.makedirs(uri)
+            if materializer_cls is CloudpickleMaterializer or materializer_cls.__module__ == MAIN:
+                warn_if_unportable(materializer_cls, type(value), step, spec.key, given)
             materializer = materializer_cls(uri, store)
             materializer.save(value)
             visualizations = materializer.save_visualizations(value)
@@ -63,8 +80,13 @@ def save_outputs(
                 visualizations=visualizations,
             )
             saved.append((template, requested))
+            writing = None
     except BaseException:
-        for template, _ in saved:
-            store.rmtree(template.uri)
+        leftovers = [template.uri for template, _ in saved]
+        if writing is not None:
+            leftovers.append(writing)
+        for leftover in leftovers:
+            with contextlib.suppress(Exception):  # the step's own error is the one to report
+                store.rmtree(leftover)
         raise
     return saved

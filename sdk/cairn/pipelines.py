@@ -6,8 +6,15 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
-from .errors import StepDefinitionError
+from .errors import ParameterError, StepDefinitionError, StepTypeError
 from .naming import shown
+from .validation import (
+    ArgumentType,
+    argument_types,
+    refuse_artifact_version,
+    resolved_hints,
+    unresolvable_annotations,
+)
 
 if TYPE_CHECKING:
     from .models import PipelineRun
@@ -40,6 +47,7 @@ class Pipeline:
         self.run_name = run_name
         self.__doc__ = func.__doc__
         self.__wrapped__ = func
+        self._types: dict[str, ArgumentType] | None = None  # resolved on the first call
 
     def with_options(
         self,
@@ -59,13 +67,41 @@ class Pipeline:
         )
 
     def parameters(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The call's arguments by name, defaults included (the runner checks they are JSON)."""
+        """The call's arguments by name, defaults included (the runner checks they are JSON).
+
+        As in ZenML, given values are validated against their annotations by pydantic (lax)
+        and the pipeline function receives them coerced: ``"5"`` for an ``int`` becomes ``5``.
+        """
+        signature = inspect.signature(self.func)
         try:
-            bound = inspect.signature(self.func).bind(*args, **kwargs)
+            bound = signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise StepDefinitionError(f"Pipeline '{self.name}' was called wrongly: {exc}") from None
+        types = self._argument_types(signature)
+        for name, value in bound.arguments.items():
+            if name not in types:
+                continue
+            refuse_artifact_version(value, name=name, owner=f"pipeline '{self.name}'")
+            try:
+                bound.arguments[name] = types[name].coerce(value, step=self.name, what=name)
+            except StepTypeError as exc:
+                raise ParameterError(
+                    f"Parameter '{name}' of pipeline '{self.name}': expected {exc.expected}, got "
+                    f"{exc.actual} ({exc.detail}). Pass a {exc.expected} (or a value pydantic "
+                    "converts to one)."
+                ) from None
         bound.apply_defaults()
         return dict(bound.arguments)
+
+    def _argument_types(self, signature: inspect.Signature) -> dict[str, ArgumentType]:
+        if self._types is None:
+            owner = f"pipeline '{self.name}'"
+            try:
+                hints = resolved_hints(self.func, owner=owner)
+            except NameError as exc:
+                raise unresolvable_annotations(owner, exc) from None
+            self._types = argument_types(signature, hints)
+        return self._types
 
     def __call__(self, *args: Any, **kwargs: Any) -> PipelineRun:
         from .runner import run_pipeline

@@ -29,7 +29,7 @@ from cairn_events import (
 
 from .composition import Composition, Invocation, OutputHandle, composing, end_composing
 from .context import StepContext, reset_step_context, set_step_context
-from .errors import ArtifactNameError, StepTypeError
+from .errors import ArtifactNameError, ArtifactVersionError, StepTypeError
 from .models import ArtifactVersion, PipelineRun, RunConfig, StepConfig, StepRun
 from .naming import (
     OutputSpec,
@@ -85,6 +85,7 @@ class _RunExecution:
         self.pipeline = pipeline
         self.tracker = tracker
         self.parameters = parameters
+        self.json_parameters = json_parameters(parameters, owner=f"pipeline '{pipeline.name}'")
         self.run_id = new_id()
         self.started_at = utcnow()
         self.substitutions = {**standard_substitutions(self.started_at), **pipeline.substitutions}
@@ -109,24 +110,19 @@ class _RunExecution:
             self.pipeline.func(**self.parameters)
         finally:
             end_composing(token)
-        for invocation in composition.invocations.values():  # fail before anything is recorded
-            invocation.parameters = json_parameters(
-                {k: v for k, v in invocation.arguments.items() if not isinstance(v, OutputHandle)},
-                owner=f"step '{invocation.id}'",
-            )
+        composition.order()  # after= is resolved: fail before anything is recorded
         return composition
 
     def run(self) -> PipelineRun:
         composition = self.compose()
         order = composition.order()
-        json_params = json_parameters(self.parameters, owner=f"pipeline '{self.pipeline.name}'")
         self.tracker.publish(
             RunStarted(
                 run_id=self.run_id,
                 run_name=self.run_name,
                 pipeline_name=self.pipeline.name,
                 started_at=self.started_at,
-                parameters=json_params,
+                parameters=self.json_parameters,
                 substitutions=self.substitutions,
                 enable_cache=self.pipeline.enable_cache,
                 step_names=[inv.id for inv in order],
@@ -171,7 +167,7 @@ class _RunExecution:
                 kwargs[name] = produced.value
                 inputs[name] = produced.artifact_version_id
             else:
-                kwargs[name] = value
+                kwargs[name] = value  # a parameter, coerced when the pipeline was composed
         self.tracker.publish(
             StepStarted(
                 run_id=self.run_id,
@@ -198,9 +194,10 @@ class _RunExecution:
             )
         )
         try:
-            for name, value in kwargs.items():
-                annotation = step.input_annotations.get(name)
-                check_type(value, annotation, step=invocation.id, what=f"input '{name}'")
+            for name in inputs:
+                kwargs[name] = step.coerce(
+                    name, kwargs[name], invocation_id=invocation.id, what=f"input '{name}'"
+                )
             names = self.output_names(invocation, substitutions)  # bad names fail before the work
             result = step.func(**kwargs)
             outputs = self.store_outputs(invocation, step_run_id, names, result)
@@ -261,7 +258,12 @@ class _RunExecution:
             else:
                 name = f"{self.pipeline.name}::{invocation.id}::{spec.key}"
             check_artifact_name(name, step=invocation.id, output=spec.key)
-            requested_version(spec.config.version if spec.config else None, name)
+            try:
+                requested_version(spec.config.version if spec.config else None, name)
+            except ArtifactVersionError as exc:
+                raise ArtifactVersionError(
+                    f"Output {shown(spec.key)} of step '{invocation.id}': {exc}"
+                ) from None
             for tag in spec.config.tags if spec.config else ():
                 if (problem := label_problem(tag)) is not None:
                     raise ArtifactNameError(
@@ -315,7 +317,7 @@ class _RunExecution:
             status="completed",
             config=RunConfig(
                 substitutions=self.substitutions,
-                parameters=self.parameters,
+                parameters=self.json_parameters,
                 enable_cache=self.pipeline.enable_cache,
             ),
             steps=self.step_runs,
@@ -326,6 +328,14 @@ class _RunExecution:
 
 def _split_outputs(step_name: str, specs: list[OutputSpec], result: Any) -> list[Any]:
     if len(specs) == 0:
+        if result is not None:
+            raise StepTypeError(
+                step_name,
+                "return value",
+                "None, as the step declares no outputs (-> None)",
+                _type_name(result),
+                "return nothing, or annotate what the step returns, e.g. -> int",
+            )
         return []
     if len(specs) == 1:
         return [result]
@@ -341,7 +351,11 @@ def _split_outputs(step_name: str, specs: list[OutputSpec], result: Any) -> list
 
 
 def _kind(value: Any) -> str:
-    return f"one {type(value).__qualname__}"
+    return f"one {_type_name(value)}"
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__qualname__
 
 
 def _artifact_version(event: ArtifactMaterialized) -> ArtifactVersion:

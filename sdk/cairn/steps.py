@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 from collections.abc import Callable
-from functools import cached_property
-from typing import Any, TypeVar, get_type_hints, overload
+from typing import Any, TypeVar, overload
 
 from .composition import OutputHandle, current_composition
 from .errors import StepDefinitionError
 from .naming import OutputSpec, parse_outputs
+from .validation import (
+    ArgumentType,
+    argument_types,
+    json_parameters,
+    refuse_artifact_version,
+    resolved_hints,
+    unresolvable_annotations,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -17,7 +26,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Step:
     """A step: call it inside a ``@pipeline`` to add it to the run.
 
-    Called outside a pipeline it is the plain function.
+    Called outside a pipeline it runs the function on its arguments, validated and
+    coerced as in a run, and returns its value; nothing is tracked. It carries its
+    function's name, qualname, module, docstring and signature, and pickles by
+    reference.
     """
 
     def __init__(
@@ -31,34 +43,60 @@ class Step:
     ) -> None:
         if not callable(func):
             raise StepDefinitionError(f"@step decorates functions, not {type(func).__name__}")
+        functools.update_wrapper(self, func)  # __module__, __name__, __qualname__, __doc__, ...
         self.func = func
         self.name = name or func.__name__
+        self.signature = inspect.signature(func)
+        _check_signature(self.name, self.signature)
+        self._outputs: list[OutputSpec] | None = None
+        self._arguments: dict[str, ArgumentType] = {}
+        self._annotations: dict[str, Any] = {}
+        with contextlib.suppress(NameError):  # a name defined later: resolved when composed
+            self._declare()
         self.enable_cache = enable_cache
         self.substitutions = dict(substitutions or {})
         self.output_materializers = output_materializers
-        self.__doc__ = func.__doc__
-        self.__wrapped__ = func
+        self._materializers = self._resolve_materializers(output_materializers)
 
-    @cached_property
-    def signature(self) -> inspect.Signature:
-        return inspect.signature(self.func)
+    def _declare(self) -> None:
+        """Read outputs and argument types from the annotations; NameError if one is undefined."""
+        hints = resolved_hints(self.func, owner=f"step '{self.name}'")
+        self._outputs = parse_outputs(self.func, hints, step=self.name)
+        self._arguments = argument_types(self.signature, hints)
+        self._annotations = hints
 
-    @cached_property
+    def _ensure_declared(self) -> None:
+        if self._outputs is None:
+            try:
+                self._declare()
+            except NameError as exc:
+                raise unresolvable_annotations(f"step '{self.name}'", exc) from None
+
+    @property
     def outputs(self) -> list[OutputSpec]:
-        return parse_outputs(self.func)
+        """The outputs the return annotation declares."""
+        self._ensure_declared()
+        assert self._outputs is not None
+        return self._outputs
 
-    @cached_property
+    @property
     def input_annotations(self) -> dict[str, Any]:
         """The annotation of each argument (``inspect.Parameter.empty`` when there is none)."""
-        try:
-            hints = get_type_hints(self.func)
-        except Exception:  # unresolvable forward refs: check nothing rather than fail
-            hints = {}
+        self._ensure_declared()
         return {
-            name: hints.get(name, inspect.Parameter.empty) for name in self.signature.parameters
+            name: self._annotations.get(name, inspect.Parameter.empty)
+            for name in self.signature.parameters
         }
 
-    @cached_property
+    def coerce(self, name: str, value: Any, *, invocation_id: str, what: str) -> Any:
+        """``value`` for argument ``name`` as its annotation makes it (pydantic, lax)."""
+        self._ensure_declared()
+        argument = self._arguments.get(name)
+        if argument is None:
+            return value
+        return argument.coerce(value, step=invocation_id, what=what)
+
+    @functools.cached_property
     def source(self) -> str:
         """Where the function lives, as ``module:qualname``."""
         return f"{self.func.__module__}:{self.func.__qualname__}"
@@ -77,34 +115,107 @@ class Step:
             name=name or self.name,
             enable_cache=self.enable_cache if enable_cache is None else enable_cache,
             substitutions={**self.substitutions, **(substitutions or {})},
-            output_materializers=output_materializers or self.output_materializers,
+            output_materializers=self._materializers_with(output_materializers),
         )
 
-    def materializer_for_output(self, key: str) -> Any:
-        """The materializer class given for output ``key`` (or for all outputs), if any."""
-        given = self.output_materializers
+    def _materializers_with(self, given: Any) -> Any:
+        """Our output_materializers with ``given`` merged over them per output (as in ZenML)."""
+        if given is None or self._materializers is None:
+            return self.output_materializers if given is None else given
+        return self._materializers.updated(self.name, given)
+
+    def _resolve_materializers(self, given: Any) -> Any:
+        """``output_materializers`` as classes; StepDefinitionError for bad sources or keys."""
         if given is None:
             return None
-        if isinstance(given, dict):
-            return given.get(key)
+        from .materializers.selection import OutputMaterializers
+
+        resolved = OutputMaterializers.resolve(self.name, given)
+        if resolved.by_output:
+            try:
+                keys = [spec.key for spec in self.outputs]
+            except StepDefinitionError:  # e.g. forward references: checked when composed
+                return resolved
+            resolved.check_outputs(self.name, keys)
+        return resolved
+
+    def check_output_materializers(self) -> None:
+        """Refuse output_materializers keyed by outputs this step does not have."""
+        if self._materializers is not None and self._materializers.by_output:
+            self._materializers.check_outputs(self.name, [spec.key for spec in self.outputs])
+
+    def materializer_for_output(self, key: str) -> tuple[type, ...]:
+        """The materializer classes given for output ``key`` (or for all outputs); () if none."""
+        if self._materializers is None:
+            return ()
+        given: tuple[type, ...] = self._materializers.given_for(key)
         return given
 
     def __call__(self, *args: Any, id: str | None = None, after: Any = None, **kwargs: Any) -> Any:
-        composition = current_composition()
-        if composition is None:
-            return self.func(*args, **kwargs)
+        """Inside a pipeline: add an invocation and return handles to its future outputs.
+
+        Outside: run the function on the arguments, validated and coerced as in a run.
+        """
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise StepDefinitionError(f"Step '{self.name}' was called wrongly: {exc}") from None
+        composition = current_composition()
+        if composition is None:
+            self._ensure_declared()  # annotations that never resolve fail here as in a pipeline
+            for name, value in bound.arguments.items():
+                bound.arguments[name] = self.coerce(
+                    name, value, invocation_id=self.name, what=f"argument '{name}'"
+                )
+            return self.func(*bound.args, **bound.kwargs)
+        self.check_output_materializers()  # outputs deferred by forward refs are known by now
         invocation = composition.add(self, dict(bound.arguments), id, after)
+        invocation.parameters = self._take_parameters(invocation.id, invocation.arguments)
         handles = tuple(OutputHandle(invocation.id, spec.key) for spec in self.outputs)
         if not handles:
             return None
         return handles[0] if len(handles) == 1 else handles
 
+    def _take_parameters(self, invocation_id: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Coerce the parameters (arguments that are not upstream outputs) in ``arguments``.
+
+        Returns them as the run records them (JSON); errors come before anything is recorded.
+        """
+        owner = f"step '{invocation_id}'"
+        parameters = {}
+        for name, value in arguments.items():
+            if isinstance(value, OutputHandle):
+                continue
+            refuse_artifact_version(value, name=name, owner=owner)
+            arguments[name] = parameters[name] = self.coerce(
+                name, value, invocation_id=invocation_id, what=f"parameter '{name}'"
+            )
+        return json_parameters(parameters, owner=owner)
+
+    def __reduce__(self) -> str:
+        """Pickled by reference: a module-level step loads back as the same Step object."""
+        return self.func.__qualname__
+
     def __repr__(self) -> str:
         return f"<step {self.name!r} ({self.source})>"
+
+
+def _check_signature(name: str, signature: inspect.Signature) -> None:
+    """Refuse what ZenML refuses in a step's signature: ``*args``, ``**kwargs``, ``id``, ``after``."""
+    for parameter in signature.parameters.values():
+        if parameter.name in ("id", "after"):
+            raise StepDefinitionError(
+                f"Step '{name}' has an argument named '{parameter.name}', which step calls "
+                f"reserve (a call's {parameter.name}= says how the pipeline runs it); rename "
+                "the argument."
+            )
+        if parameter.kind is parameter.VAR_POSITIONAL or parameter.kind is parameter.VAR_KEYWORD:
+            stars = "*" if parameter.kind is parameter.VAR_POSITIONAL else "**"
+            raise StepDefinitionError(
+                f"Step '{name}' takes {stars}{parameter.name}; a step's arguments must be named "
+                "one by one (each becomes a parameter or an input). Replace "
+                f"{stars}{parameter.name} with named arguments, or take a list or dict argument."
+            )
 
 
 @overload

@@ -1,28 +1,130 @@
-"""Run-time checks of step parameters, inputs and outputs against their annotations."""
+"""Checks of step parameters, inputs and outputs against their annotations.
+
+Arguments a step (or a pipeline) receives are validated as ZenML validates them: by
+pydantic in lax mode, so ``"42"`` for an ``int`` becomes ``42`` and ``"abc"`` is an
+error. Parameters are recorded as JSON; outputs are checked strictly.
+"""
 
 from __future__ import annotations
 
+import enum
 import inspect
-from typing import Any
+import sys
+from datetime import date, time, timedelta
+from pathlib import PurePath
+from typing import Any, get_type_hints
+from uuid import UUID
 
 import msgspec
 
-from .errors import ParameterError, StepTypeError
+from .errors import ParameterError, StepDefinitionError, StepTypeError
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
+_JSON_SCALAR_TYPES = frozenset(_JSON_SCALARS)
+#: Values recorded as the text pydantic gives them (datetime covers date).
+_TEXT_LIKE = (UUID, date, time, timedelta, PurePath)
 #: The most JSON a step's (or a pipeline's) parameters may take: they travel in one event.
 MAX_PARAMETERS_BYTES = 256 * 1024
 _validators: dict[Any, Any] = {}
+_UNBUILT: Any = object()
+
+
+def resolved_hints(func: Any, *, owner: str) -> dict[str, Any]:
+    """The annotations of ``func``, evaluated (``Annotated`` kept).
+
+    A NameError (a name not defined yet) propagates so the caller can try again later;
+    any other failure is a StepDefinitionError saying how to fix the annotation.
+    """
+    try:
+        return get_type_hints(func, include_extras=True)
+    except NameError:
+        raise
+    except Exception as exc:
+        raise unresolvable_annotations(owner, exc) from None
+
+
+def unresolvable_annotations(owner: str, exc: BaseException) -> StepDefinitionError:
+    return StepDefinitionError(
+        f"The annotations of {owner} cannot be resolved ({type(exc).__name__}: {exc}). Under "
+        "`from __future__ import annotations` they are evaluated later, in the module's "
+        "namespace: use module-level names in them (not a function's locals)."
+    )
+
+
+class ArgumentType:
+    """One argument's annotation, and the pydantic adapter that coerces values to it.
+
+    The adapter is built on the first value that is not exactly of the annotated class,
+    once; values of exactly that class pass untouched without pydantic.
+    """
+
+    __slots__ = ("_adapter", "annotation")
+
+    def __init__(self, annotation: Any) -> None:
+        self.annotation = annotation
+        self._adapter: Any = _UNBUILT
+
+    def coerce(self, value: Any, *, step: str, what: str) -> Any:
+        """``value`` as pydantic (lax) makes it fit; StepTypeError naming step and argument."""
+        if type(value) is self.annotation:
+            return value
+        adapter = self._adapter
+        if adapter is _UNBUILT:
+            adapter = self._adapter = _validator(self.annotation)
+        if adapter is None:
+            return value
+        try:
+            return adapter.validate_python(value)
+        except Exception as exc:
+            from pydantic import ValidationError
+
+            if not isinstance(exc, ValidationError):
+                raise
+            detail = f"{_first_error(exc)}; given {_shown_value(value)}"
+            raise StepTypeError(
+                step, what, _type_label(self.annotation), _type_name(value), detail
+            ) from None
+
+
+def argument_types(signature: inspect.Signature, hints: dict[str, Any]) -> dict[str, ArgumentType]:
+    """An ArgumentType for each annotated argument (none for unannotated or ``Any`` ones)."""
+    return {
+        name: ArgumentType(hints[name])
+        for name in signature.parameters
+        if name in hints and hints[name] is not Any
+    }
+
+
+def refuse_artifact_version(value: Any, *, name: str, owner: str) -> None:
+    """ParameterError when ``value`` is an artifact version read from the Client."""
+    from .models import ArtifactVersion
+
+    if isinstance(value, ArtifactVersion):
+        raise ParameterError(
+            f"Parameter '{name}' of {owner} is the artifact version {value.name!r} "
+            f"(version {value.version}) from the Client, so it is an input artifact, not a "
+            "parameter. Passing Client artifact versions as step inputs will be supported but "
+            "is not yet: for now load it inside the step with "
+            f"Client().get_artifact_version({value.name!r}, {value.version!r}).load(), or "
+            "produce it with a step of this pipeline and hand that output on."
+        )
 
 
 def json_parameter(value: Any, *, name: str, owner: str) -> Any:
-    """``value`` as plain JSON (tuples become lists); ParameterError if it is not JSON."""
-    if isinstance(value, str) and "\x00" in value:
-        raise ParameterError(
-            f"Parameter '{name}' of {owner} holds a NUL character (\\x00), which Cairn cannot "
-            "record; remove it, or pass the value as an artifact (return it from a step)."
-        )
-    if isinstance(value, _JSON_SCALARS):
+    """``value`` as plain JSON; ParameterError if it cannot be recorded as a parameter.
+
+    JSON values pass (tuples become lists); pydantic models, enums, UUIDs, datetimes,
+    paths and dataclasses of such values become the JSON pydantic gives them.
+    """
+    kind = type(value)
+    if kind is str:
+        if "\x00" in value:
+            raise ParameterError(
+                f"Parameter '{name}' of {owner} holds a NUL character (\\x00), which Cairn cannot "
+                "record; remove it, or pass the value as an artifact (return it from a step)."
+            )
+        return value
+    if kind in _JSON_SCALAR_TYPES:
         return value
     if isinstance(value, (list, tuple)):
         return [json_parameter(item, name=name, owner=owner) for item in value]
@@ -39,9 +141,39 @@ def json_parameter(value: Any, *, name: str, owner: str) -> Any:
                     f"({key!r}); parameters must be JSON, so dict keys must be strings"
                 )
         return {k: json_parameter(v, name=name, owner=owner) for k, v in value.items()}
+    if isinstance(value, enum.Enum):
+        return json_parameter(value.value, name=name, owner=owner)
+    for scalar in (str, int, float):  # a subclass of one, recorded as the plain value
+        if isinstance(value, scalar):
+            return json_parameter(scalar(value), name=name, owner=owner)
+    if isinstance(value, _TEXT_LIKE):
+        from pydantic_core import to_jsonable_python
+
+        return to_jsonable_python(value)
+    if hasattr(kind, "__dataclass_fields__"):  # a dataclass instance
+        import dataclasses
+
+        return {
+            field.name: json_parameter(getattr(value, field.name), name=name, owner=owner)
+            for field in dataclasses.fields(value)
+        }
+    if _is_pydantic_model(value):
+        from pydantic_core import PydanticSerializationError
+
+        try:
+            dumped = value.model_dump(mode="json")
+        except (PydanticSerializationError, ValueError, TypeError) as exc:
+            raise ParameterError(
+                f"Parameter '{name}' of {owner} is a {_type_name(value)} model that pydantic "
+                f"cannot turn into JSON ({exc}); pass it as an artifact: return it from a step "
+                "and hand that output on."
+            ) from None
+        return json_parameter(dumped, name=name, owner=owner)
+    refuse_artifact_version(value, name=name, owner=owner)
     raise ParameterError(
         f"Parameter '{name}' of {owner} is a {_type_name(value)}, which is not JSON-serializable; "
-        "parameters must be numbers, strings, booleans, None, or lists/dicts of them. "
+        "parameters must be numbers, strings, booleans, None, lists/dicts of them, or pydantic "
+        "models, enums, UUIDs, datetimes, paths or dataclasses of such values. "
         "Pass other objects as artifacts: return them from a step and hand that output on."
     )
 
@@ -79,14 +211,8 @@ def check_type(value: Any, annotation: Any, *, step: str, what: str) -> None:
     try:
         validator.validate_python(value, strict=True)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        detail = (
-            f"{first['msg']} at {'.'.join(map(str, first['loc']))}"
-            if first["loc"]
-            else first["msg"]
-        )
         raise StepTypeError(
-            step, what, _type_label(annotation), _type_name(value), detail
+            step, what, _type_label(annotation), _type_name(value), _first_error(exc)
         ) from None
 
 
@@ -102,16 +228,37 @@ def _validator(annotation: Any) -> Any:
 
 
 def _build_validator(annotation: Any) -> Any:
-    from pydantic import ConfigDict, PydanticSchemaGenerationError, TypeAdapter
+    from pydantic import ConfigDict, PydanticSchemaGenerationError, PydanticUserError, TypeAdapter
 
     try:
-        return TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
-    except (PydanticSchemaGenerationError, TypeError):
+        try:
+            return TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
+        except PydanticUserError:  # a model, dataclass or TypedDict brings its own config
+            return TypeAdapter(annotation)
+    except (PydanticSchemaGenerationError, PydanticUserError, TypeError):
         return None
 
 
 def _type_name(value: Any) -> str:
     return type(value).__qualname__
+
+
+def _first_error(exc: Any) -> str:
+    first = exc.errors()[0]
+    if first["loc"]:
+        return f"{first['msg']} at {'.'.join(map(str, first['loc']))}"
+    return str(first["msg"])
+
+
+def _shown_value(value: Any) -> str:
+    import reprlib
+
+    return reprlib.repr(value)
+
+
+def _is_pydantic_model(value: Any) -> bool:
+    pydantic = sys.modules.get("pydantic")  # not imported: no value can be a pydantic model
+    return pydantic is not None and isinstance(value, pydantic.BaseModel)
 
 
 def _type_label(annotation: Any) -> str:

@@ -93,6 +93,16 @@ class ArtifactStoreContract:
         store.makedirs(uri + "/sub")  # idempotent
         assert store.exists(uri) and store.exists(uri + "/sub")
 
+    def test_makedirs_of_a_fresh_artifact_uri_then_of_a_file(self, store: ArtifactStore) -> None:
+        uri = store.artifact_uri("fresh", new_id())
+        store.makedirs(uri)  # only the version folder is new: the common case before a save
+        store.makedirs(uri)
+        assert store.listdir(uri) == []
+        self.write(store, f"{uri}/file", b"x")
+        with pytest.raises(FileExistsError):  # a file stays a file
+            store.makedirs(f"{uri}/file")
+        assert store.listdir(uri) == ["file"]
+
     def test_listdir_sorted_names(self, store: ArtifactStore) -> None:
         uri = store.artifact_uri("out", new_id())
         for name in ["b", "a", "c"]:

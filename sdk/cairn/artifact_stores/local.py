@@ -132,7 +132,14 @@ class LocalArtifactStore(ArtifactStore):
         return os.path.exists(self._resolve(uri))
 
     def makedirs(self, uri: str) -> None:
-        os.makedirs(self._resolve(uri), exist_ok=True)
+        path = self._resolve(uri)
+        try:  # a fresh artifact uri: its parent (the name's folder) usually exists
+            os.mkdir(path)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+        except FileNotFoundError:
+            os.makedirs(path, exist_ok=True)
 
     def listdir(self, uri: str) -> list[str]:
         try:

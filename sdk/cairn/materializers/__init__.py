@@ -2,7 +2,8 @@
 
 `materializer_for(type(value))` picks the class; built-ins cover Python's own
 types, numpy, pandas and pydantic, and anything else is pickled (with a
-PickleFallbackWarning). Define a BaseMaterializer subclass to take over a type.
+PickleFallbackWarning). Define a BaseMaterializer subclass to take over a type,
+or give one to a step with @step(output_materializers=...) (see selection.py).
 
 Importing this package does not import numpy, pandas, pyarrow, pydantic or
 cloudpickle; each materializer imports its library when it first needs it.
@@ -13,6 +14,7 @@ from cairn.materializers.base import (
     BaseMaterializer,
     MaterializerError,
     MaterializerNotFoundError,
+    MaterializerTypeError,
 )
 from cairn.materializers.builtin import (
     BuiltInContainerMaterializer,
@@ -25,6 +27,7 @@ from cairn.materializers.cloudpickle_materializer import (
 )
 from cairn.materializers.numpy_materializer import NumpyMaterializer
 from cairn.materializers.pandas_materializer import PandasMaterializer
+from cairn.materializers.portability import MainModuleMaterializerWarning
 from cairn.materializers.pydantic_materializer import PydanticMaterializer
 from cairn.materializers.registry import materializer_by_name, materializer_for, qualified_name
 
@@ -35,8 +38,10 @@ __all__ = [
     "BuiltInMaterializer",
     "BytesMaterializer",
     "CloudpickleMaterializer",
+    "MainModuleMaterializerWarning",
     "MaterializerError",
     "MaterializerNotFoundError",
+    "MaterializerTypeError",
     "NumpyMaterializer",
     "PandasMaterializer",
     "PickleFallbackWarning",

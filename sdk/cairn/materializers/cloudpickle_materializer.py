@@ -59,11 +59,24 @@ class CloudpickleMaterializer(BaseMaterializer):
     """Pickles any value into artifact.pkl; chosen when no other materializer matches.
 
     Warns (PickleFallbackWarning) once per type per process, because a pickle
-    can only be loaded with compatible Python and library versions.
+    can only be loaded with compatible Python and library versions. A step's
+    save warns once per step output instead, naming them (see portability.py).
     """
 
+    ASSOCIATED_TYPES = (object,)  # everything; lookup prefers any other match
     FILENAME: ClassVar[str] = "artifact.pkl"
     _warned: ClassVar[set[type]] = set()
+
+    @staticmethod
+    def fallback_advice(data_type: type) -> str:
+        """Why pickling data_type is fragile and how to store it portably instead."""
+        return (
+            "Pickles may fail to load under other Python or library versions. To store it "
+            "portably, subclass cairn.materializers.BaseMaterializer with "
+            f"ASSOCIATED_TYPES = ({data_type.__qualname__},) and load/save methods, and pass "
+            "it with @step(output_materializers=MyMaterializer) (or just define it: it "
+            "registers itself for those types)."
+        )
 
     def save(self, data: Any) -> None:
         data_type = type(data)
@@ -72,13 +85,9 @@ class CloudpickleMaterializer(BaseMaterializer):
             warnings.warn(
                 f"No materializer is registered for {data_type.__module__}."
                 f"{data_type.__qualname__}, so this artifact is stored with cloudpickle. "
-                "Pickles may fail to load under other Python or library versions. To store it "
-                "portably, subclass cairn.materializers.BaseMaterializer with "
-                f"ASSOCIATED_TYPES = ({data_type.__qualname__},) and load/save methods, and pass "
-                "it with @step(output_materializers=MyMaterializer) (or just define it: it "
-                "registers itself for those types).",
+                + self.fallback_advice(data_type),
                 PickleFallbackWarning,
-                stacklevel=2,
+                stacklevel=3,  # past the type check wrapped around save
             )
         dump_pickle(self.artifact_store, self.path(self.FILENAME), data)
 

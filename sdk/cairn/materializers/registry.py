@@ -115,6 +115,13 @@ def materializer_by_name(qualified_name: str) -> type[BaseMaterializer]:
     known = _by_name.get(qualified_name)
     if known is not None:
         return known
+    if qualified_name.startswith("__main__."):
+        raise MaterializerNotFoundError(
+            f"materializer {qualified_name!r} was defined in a script run as __main__ (e.g. "
+            "`python script.py`), so only that script's own process could import it. Move the "
+            "class into an importable module, import it from the script and run the step again; "
+            "to read this artifact now, define the class in this process's __main__ first."
+        )
     if "<locals>" in qualified_name:
         raise MaterializerNotFoundError(
             f"materializer {qualified_name!r} was defined inside a function and is not defined "
@@ -157,9 +164,9 @@ def import_qualified(dotted: str) -> Any:
                 found = getattr(found, attribute)
             except AttributeError:
                 raise MaterializerNotFoundError(
-                    f"module {module_name!r} has no {'.'.join(parts[split:])!r}, so materializer "
-                    f"{dotted!r} cannot be loaded; was it renamed or moved since the artifact "
-                    "was saved?"
+                    f"module {module_name!r} has no {'.'.join(parts[split:])!r}, so "
+                    f"{dotted!r} cannot be imported; check the spelling, and whether the class "
+                    "was renamed or moved (since the artifact was saved, when loading one)."
                 ) from None
         return found
     raise MaterializerNotFoundError(

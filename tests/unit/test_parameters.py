@@ -1,0 +1,257 @@
+"""Parameters and inputs validated as ZenML validates them: pydantic, lax mode.
+
+No ``from __future__ import annotations`` here: steps below annotate with local classes.
+"""
+
+import dataclasses
+import enum
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Optional
+
+import pydantic
+import pytest
+from cairn import ArtifactVersion, ParameterError, StepTypeError, pipeline, step, validation
+from cairn.composition import Composition, composing, end_composing
+from cairn.validation import ArgumentType, json_parameter
+
+
+class Optimizer(pydantic.BaseModel):
+    name: str
+    lr: float = 0.1
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@dataclasses.dataclass
+class Window:
+    start: int
+    labels: list[str]
+
+
+WHEN = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+ID = uuid.UUID("12345678-1234-5678-1234-567812345678")
+
+
+@step
+def train(epochs: int, lr: float = 0.1, note: Optional[str] = None) -> int:
+    return epochs
+
+
+@step
+def configure(
+    optimizer: Optimizer, color: Color, run: uuid.UUID, when: datetime, where: Path, window: Window
+) -> str:
+    return "ok"
+
+
+@step
+def anything(value: Any, untyped) -> int:  # type: ignore[no-untyped-def]
+    return 1
+
+
+def compose(body: Any) -> Composition:
+    composition = Composition("p")
+    token = composing(composition)
+    try:
+        body()
+    finally:
+        end_composing(token)
+    return composition
+
+
+# --- coercion ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("given", "expected"), [("42", 42), (3.0, 3), (True, 1), (7, 7)])
+def test_lax_coercion_to_int(given: Any, expected: int) -> None:
+    coerced = ArgumentType(int).coerce(given, step="s", what="parameter 'n'")
+    assert coerced == expected and type(coerced) is int
+
+
+def test_a_value_that_cannot_be_coerced_names_step_argument_and_types() -> None:
+    with pytest.raises(StepTypeError) as info:
+        ArgumentType(int).coerce("abc", step="train", what="parameter 'epochs'")
+    error = info.value
+    assert isinstance(error, TypeError)
+    assert (error.step, error.what, error.expected, error.actual) == (
+        "train",
+        "parameter 'epochs'",
+        "int",
+        "str",
+    )
+    assert str(error).startswith("Step 'train' parameter 'epochs': expected int, got str")
+    assert "given 'abc'" in str(error)
+
+
+def test_none_is_refused_unless_the_annotation_is_optional() -> None:
+    with pytest.raises(StepTypeError, match="expected int, got NoneType"):
+        ArgumentType(int).coerce(None, step="s", what="parameter 'n'")
+    assert ArgumentType(Optional[int]).coerce(None, step="s", what="parameter 'n'") is None
+
+
+def test_parameters_are_coerced_and_recorded_at_composition() -> None:
+    composition = compose(lambda: train("42", lr=3, note=None))
+    invocation = composition.invocations["train"]
+    assert invocation.arguments == {"epochs": 42, "lr": 3.0, "note": None}
+    assert type(invocation.arguments["lr"]) is float
+    assert invocation.parameters == {"epochs": 42, "lr": 3.0, "note": None}
+
+
+def test_a_wrong_parameter_fails_composition_naming_step_and_argument() -> None:
+    with pytest.raises(StepTypeError, match="Step 'train_2' parameter 'epochs': expected int"):
+        compose(lambda: (train(1), train("abc")))
+
+
+def test_rich_parameters_reach_the_step_as_objects_and_are_recorded_as_json() -> None:
+    def body() -> None:
+        configure(
+            {"name": "adam", "lr": "0.5"},  # a dict validates into the model
+            "blue",
+            str(ID),
+            WHEN.isoformat(),
+            "/data/train",
+            Window(start=3, labels=["a"]),
+        )
+
+    invocation = compose(body).invocations["configure"]
+    given = invocation.arguments
+    assert given["optimizer"] == Optimizer(name="adam", lr=0.5)
+    assert given["color"] is Color.BLUE
+    assert given["run"] == ID and given["when"] == WHEN
+    assert given["where"] == Path("/data/train")
+    assert given["window"] == Window(start=3, labels=["a"])
+    assert invocation.parameters == {
+        "optimizer": {"name": "adam", "lr": 0.5},
+        "color": "blue",
+        "run": str(ID),
+        "when": "2024-05-06T07:08:09Z",
+        "where": "/data/train",
+        "window": {"start": 3, "labels": ["a"]},
+    }
+
+
+def test_unannotated_parameters_are_not_validated_but_rich_values_are_recorded() -> None:
+    composition = compose(lambda: anything(Color.RED, Optimizer(name="sgd")))
+    invocation = composition.invocations["anything"]
+    assert invocation.arguments == {"value": Color.RED, "untyped": Optimizer(name="sgd")}
+    assert invocation.parameters == {"value": "red", "untyped": {"name": "sgd", "lr": 0.1}}
+
+
+@pytest.mark.parametrize(
+    ("value", "recorded"),
+    [
+        (Color.RED, "red"),
+        (ID, str(ID)),
+        (WHEN, "2024-05-06T07:08:09Z"),
+        (Path("a/b"), "a/b"),
+        (Window(1, ["x"]), {"start": 1, "labels": ["x"]}),
+        (Optimizer(name="n"), {"name": "n", "lr": 0.1}),
+        ([Color.BLUE, (1, 2)], ["blue", [1, 2]]),
+    ],
+)
+def test_json_form_of_rich_values(value: Any, recorded: Any) -> None:
+    assert json_parameter(value, name="x", owner="step 's'") == recorded
+
+
+def test_a_non_json_object_says_to_pass_it_as_an_artifact() -> None:
+    with pytest.raises(ParameterError) as info:
+        compose(lambda: anything(object(), 1))
+    message = str(info.value)
+    assert "Parameter 'value' of step 'anything' is a object" in message
+    assert "return them from a step and hand that output on" in message
+
+
+def test_a_dataclass_holding_a_non_json_value_is_refused() -> None:
+    with pytest.raises(ParameterError, match="Parameter 'value' of step 'anything' is a object"):
+        compose(lambda: anything(Window(start=1, labels=[object()]), 1))  # type: ignore[list-item]
+
+
+def test_an_artifact_version_from_the_client_says_it_is_an_input_artifact() -> None:
+    version = ArtifactVersion(
+        id="av1",
+        name="training_data",
+        version="3",
+        uri="/store/x",
+        type="data",
+        data_type="builtins.list",
+        materializer="m",
+        content_hash="h",
+        size=1,
+        created_at=WHEN,
+    )
+    with pytest.raises(ParameterError) as info:
+        compose(lambda: train(version))
+    message = str(info.value)
+    assert "Parameter 'epochs' of step 'train' is the artifact version 'training_data'" in message
+    assert "input artifact" in message and "will be supported but is not yet" in message
+    assert "Client().get_artifact_version('training_data', '3').load()" in message
+
+
+def test_limits_still_hold_at_composition() -> None:
+    with pytest.raises(ParameterError, match="NUL character"):
+        compose(lambda: anything("a\x00b", 1))
+    with pytest.raises(ParameterError, match="the limit is 262,144"):
+        compose(lambda: anything("x" * 300_000, 1))
+
+
+def test_pipeline_parameters_are_coerced_for_the_pipeline_function() -> None:
+    @pipeline(name="coerced")
+    def p(n: int, color: Color = Color.RED) -> None:
+        pass
+
+    assert p.parameters(("5",), {"color": "blue"}) == {"n": 5, "color": Color.BLUE}
+    with pytest.raises(ParameterError) as info:
+        p.parameters(("five",), {})
+    assert str(info.value).startswith("Parameter 'n' of pipeline 'coerced': expected int, got str")
+
+
+# --- cost ----------------------------------------------------------------------------------
+
+
+def test_adapters_are_built_once_not_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[Any] = []
+    original = validation._build_validator
+
+    def counting(annotation: Any) -> Any:
+        built.append(annotation)
+        return original(annotation)
+
+    monkeypatch.setattr(validation, "_build_validator", counting)
+    monkeypatch.setattr(validation, "_validators", {})
+
+    @step
+    def takes(n: int, xs: list[int]) -> int:
+        return n
+
+    for i in range(20):
+        assert takes(str(i), (1, 2)) == i
+        assert takes(i, [1]) == i  # exactly an int: no pydantic at all for n
+    assert built == [int, list[int]]
+
+
+def test_import_cairn_and_exact_values_do_not_import_pydantic() -> None:
+    script = (
+        "import sys, cairn\n"
+        "@cairn.step\n"
+        "def s(n: int, name: str) -> int:\n"
+        "    return n\n"
+        "assert s(1, 'a') == 1\n"
+        "print('pydantic' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
