@@ -13,6 +13,8 @@ version is not projected yet are left out until it is.
 
 from __future__ import annotations
 
+import re
+import uuid
 from typing import Any
 
 from .connection import Queryable
@@ -45,6 +47,45 @@ SELECT id, COALESCE(name, id) AS name, COALESCE(pipeline_name, '') AS pipeline_n
 FROM pipeline_runs
 """
 _NEWEST_RUNS = "started_at DESC NULLS LAST, id DESC"
+_SUCCEEDED = "('completed', 'cached')"
+
+#: The fewest hex digits an id prefix needs: shorter strings are names only.
+MIN_ID_PREFIX = 4
+_UUID_SHAPE = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+_HEX = re.compile(r"[0-9a-f]*")
+# Artifacts and pipelines are names in the events; their ids are derived from the name, so a
+# replay derives the same ones. These namespaces are fixed forever.
+_ARTIFACT_IDS = uuid.UUID("c6a61954-12a0-4105-abd6-616c2f9fbb80")
+_PIPELINE_IDS = uuid.UUID("fb3d5d84-be05-4e55-af57-b70cdf927dbb")
+
+
+def artifact_id(name: str) -> str:
+    """The id of the artifact ``name``: the same for every replay of the same events."""
+    return str(uuid.uuid5(_ARTIFACT_IDS, name))
+
+
+def pipeline_id(name: str) -> str:
+    """The id of the pipeline ``name``: the same for every replay of the same events."""
+    return str(uuid.uuid5(_PIPELINE_IDS, name))
+
+
+def is_uuid(text: str) -> bool:
+    """Whether ``text`` is a whole UUID in its usual 8-4-4-4-12 form (any case)."""
+    return len(text) == len(_UUID_SHAPE) and id_prefix(text) is not None
+
+
+def id_prefix(text: str) -> str | None:
+    """``text`` lowercased if it can begin a UUID and has ``MIN_ID_PREFIX`` hex digits; else None.
+
+    Dashes must stand where a UUID has them, as in ``str(uuid)``.
+    """
+    prefix = text.lower()
+    if not MIN_ID_PREFIX <= len(prefix) <= len(_UUID_SHAPE):
+        return None
+    for char, shape in zip(prefix, _UUID_SHAPE, strict=False):
+        if (char == "-") != (shape == "-"):
+            return None
+    return prefix if _HEX.fullmatch(prefix.replace("-", "")) else None
 
 
 async def get_checkpoint(conn: Queryable, projector: str) -> int:
@@ -145,7 +186,7 @@ async def list_artifact_names(conn: Queryable) -> list[str]:
 async def list_artifacts(
     conn: Queryable, *, limit: int | None = None, offset: int = 0
 ) -> list[dict[str, Any]]:
-    """Artifact names sorted, each ``{"name", "version_count", "latest": version dict}``."""
+    """Artifact names sorted, each ``{"id", "name", "version_count", "latest": version dict}``."""
     rows = await conn.fetch(
         f"""
         SELECT n.version_count, {_AV_SELECT}
@@ -162,8 +203,122 @@ async def list_artifacts(
     for row in rows:
         latest = dict(row)
         count = latest.pop("version_count")
-        result.append({"name": latest["name"], "version_count": int(count), "latest": latest})
+        name = latest["name"]
+        result.append(
+            {"id": artifact_id(name), "name": name, "version_count": int(count), "latest": latest}
+        )
     return result
+
+
+async def find_runs_by_id_prefix(
+    conn: Queryable, prefix: str, *, limit: int = 10
+) -> tuple[int, list[dict[str, Any]]]:
+    """How many runs have an id starting with ``prefix``, and the first ``limit`` (id, name)."""
+    return await _by_id_prefix(
+        conn, "SELECT id, COALESCE(name, id) AS name", "pipeline_runs", prefix, limit
+    )
+
+
+async def find_artifact_versions_by_id_prefix(
+    conn: Queryable, prefix: str, *, limit: int = 10
+) -> tuple[int, list[dict[str, Any]]]:
+    """How many versions have an id starting with ``prefix``; the first ``limit`` (id, name, version)."""
+    return await _by_id_prefix(conn, "SELECT id, name, version", "artifact_versions", prefix, limit)
+
+
+async def _by_id_prefix(
+    conn: Queryable, select: str, table: str, prefix: str, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    if id_prefix(prefix) != prefix:
+        raise ValueError(f"not an id prefix (see id_prefix): {prefix!r}")
+    # LIKE 'p%' is a range scan of the primary key under the C collation (the local stack's).
+    rows = await conn.fetch(
+        f"{select}, count(*) OVER () AS total FROM {table} WHERE id LIKE $1 ORDER BY id LIMIT $2",
+        prefix + "%",
+        limit,
+    )
+    matches = [dict(row) for row in rows]
+    total = int(matches[0]["total"]) if matches else 0
+    for match in matches:
+        del match["total"]
+    return total, matches
+
+
+async def get_artifact(conn: Queryable, name: str) -> dict[str, Any] | None:
+    """The artifact ``name`` with every version (oldest first, keyed by version); or None."""
+    versions = await list_artifact_versions(conn, name)
+    if not versions:
+        return None
+    latest = await get_latest_artifact_version(conn, name)
+    return {
+        "id": artifact_id(name),
+        "name": name,
+        "version_count": len(versions),
+        "versions": {v["version"]: v for v in versions},
+        "latest": latest,
+        "created_at": versions[0]["created_at"],
+        "updated_at": max(v["created_at"] for v in versions),
+    }
+
+
+async def list_pipeline_names(conn: Queryable) -> list[str]:
+    """Every pipeline name a run started under, sorted."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT pipeline_name FROM pipeline_runs WHERE pipeline_name IS NOT NULL "
+        "ORDER BY pipeline_name"
+    )
+    return [str(row["pipeline_name"]) for row in rows]
+
+
+_PIPELINE_SELECT = f"""
+SELECT p.pipeline_name AS name, p.run_count, p.created_at, p.updated_at,
+       r.id AS latest_run_id, COALESCE(r.name, r.id) AS latest_run_name,
+       r.status AS latest_run_status
+FROM (SELECT pipeline_name, count(*) AS run_count, min(started_at) AS created_at,
+             max(started_at) AS updated_at
+      FROM pipeline_runs WHERE pipeline_name IS NOT NULL AND {{where}}
+      GROUP BY pipeline_name ORDER BY pipeline_name LIMIT $1 OFFSET $2) p
+CROSS JOIN LATERAL (SELECT id, name, status FROM pipeline_runs r
+                    WHERE r.pipeline_name = p.pipeline_name
+                    ORDER BY {_NEWEST_RUNS} LIMIT 1) r
+ORDER BY p.pipeline_name
+"""
+
+
+async def list_pipelines(
+    conn: Queryable, *, limit: int | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Pipelines by name: id, name, run_count, created_at / updated_at, latest_run_*."""
+    rows = await conn.fetch(_PIPELINE_SELECT.format(where="true"), limit, offset)
+    return [_pipeline_dict(row) for row in rows]
+
+
+async def get_pipeline(conn: Queryable, name: str, *, runs: int = 50) -> dict[str, Any] | None:
+    """The pipeline ``name`` with its newest ``runs`` runs (newest first, with their steps)
+    and its last successful (completed or cached) run; or None if no run has started under it.
+    """
+    row = await conn.fetchrow(_PIPELINE_SELECT.format(where="pipeline_name = $3"), 1, 0, name)
+    if row is None:
+        return None
+    pipeline = _pipeline_dict(row)
+    pipeline["runs"] = await list_runs(conn, pipeline_name=name, limit=runs)
+    succeeded = [r for r in pipeline["runs"] if r["status"] in ("completed", "cached")]
+    if not succeeded and len(pipeline["runs"]) < pipeline["run_count"]:
+        rows = await conn.fetch(
+            f"{_RUN_SELECT} WHERE pipeline_name = $1 AND status IN {_SUCCEEDED} "
+            f"ORDER BY {_NEWEST_RUNS} LIMIT 1",
+            name,
+        )
+        succeeded = await _with_steps(conn, [_run_dict(r) for r in rows])
+    pipeline["last_successful_run"] = succeeded[0] if succeeded else None
+    return pipeline
+
+
+def _pipeline_dict(row: Any) -> dict[str, Any]:
+    pipeline = dict(row)
+    pipeline["id"] = pipeline_id(pipeline["name"])
+    pipeline["run_count"] = int(pipeline["run_count"])
+    return pipeline
 
 
 async def list_dead_letters(conn: Queryable, projector: str) -> list[dict[str, Any]]:

@@ -1,24 +1,50 @@
-"""``Client``: read runs, steps and artifact versions through the query API."""
+"""``Client``: read pipelines, runs, artifacts and their versions through the query API.
+
+The methods mirror ZenML's ``Client``: ``get_*`` take ``name_id_or_prefix`` (an id, a
+name, or the start of an id, tried in that order) and raise :class:`.NotFoundError` or,
+for an id prefix several ids share, :class:`.AmbiguousError` (both ``KeyError`` s, as in
+ZenML). ``list_*`` take ZenML's ``size`` and ``page``.
+"""
 
 from __future__ import annotations
 
-import re
-from typing import Any, TypeVar
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import msgspec
 
-from .errors import ApiError, NotFoundError, ServiceUnavailableError, StackUnavailableError
-from .models import ArtifactVersion, ErrorBody, PipelineRun
+from .errors import (
+    AmbiguousError,
+    ApiError,
+    NotFoundError,
+    ServiceUnavailableError,
+    StackUnavailableError,
+)
+from .models import (
+    Artifact,
+    ArtifactVersion,
+    ErrorBody,
+    PipelineRun,
+    PipelineSummary,
+    RecordedPipeline,
+)
+
+if TYPE_CHECKING:
+    from uuid import UUID
 
 T = TypeVar("T")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+#: The most rows the query API sends per request; longer lists are fetched page by page.
+API_PAGE_LIMIT = 1000
 
 
 class Client:
-    """Reads what Cairn recorded. Sees this process's own runs at once (read-your-writes).
+    """Reads what Cairn recorded. Sees this process's own runs at once (read-your-writes)
+    when its API is the one of the stack this process tracks to.
 
-    ``transport`` swaps the HTTP transport (e.g. ``httpx.ASGITransport`` in tests).
+    ``api_url`` defaults to ``CAIRN_API_URL``, else the local stack's API (started if
+    none runs). ``transport`` swaps the HTTP transport (e.g. ``httpx.MockTransport``).
     """
 
     def __init__(
@@ -31,6 +57,9 @@ class Client:
     ) -> None:
         import httpx
 
+        from .settings import redact_url, unreachable_advice
+
+        given = api_url is not None
         if api_url is None:
             from .settings import resolve_settings
 
@@ -42,16 +71,55 @@ class Client:
                     "so the local stack's API is not used)."
                 )
         self.api_url = api_url.rstrip("/")
+        self._shown = shown = redact_url(self.api_url)  # for messages: no credentials
+        self._unreachable: str  # what to say when the API cannot be reached; {error} is why
+        if given:
+            self._unreachable = (
+                f"Cannot reach the Cairn query API at {shown}, given to Client() ({{error}}). "
+                "Check that it runs there and that this machine can reach it."
+            )
+        else:
+            whose = "Cairn" if os.environ.get("CAIRN_API_URL") else "local Cairn stack's"
+            advice = unreachable_advice("CAIRN_API_URL", "query API")
+            self._unreachable = (
+                f"Cannot reach the {whose} query API at {shown} ({{error}}). {advice}"
+            )
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(
             base_url=self.api_url, headers=headers, transport=transport, timeout=timeout
         )
 
-    # -- runs ----------------------------------------------------------------
+    # -- pipelines -------------------------------------------------------------
 
-    def get_pipeline_run(self, name_or_id: str) -> PipelineRun:
-        """A run by its name or id, with its steps, their inputs and outputs."""
-        return self._get(f"/runs/{quote(name_or_id, safe='')}", PipelineRun)
+    def list_pipelines(self, *, size: int | None = None, page: int = 1) -> list[PipelineSummary]:
+        """Pipelines by name, each with its run count and latest run; all of them by default,
+        else page ``page`` (from 1) of ``size``.
+        """
+        return self._list("/pipelines", list[PipelineSummary], {}, size, page)
+
+    def get_pipeline(
+        self, name_id_or_prefix: str | UUID, *, hydrate: bool = True
+    ) -> RecordedPipeline:
+        """A pipeline by id, name or id prefix, with its 50 newest runs (as ZenML's ``runs``).
+
+        ``hydrate`` is accepted for ZenML's sake: everything comes hydrated.
+        """
+        return self._get(f"/pipelines/{_path(name_id_or_prefix)}", RecordedPipeline)
+
+    # -- runs ------------------------------------------------------------------
+
+    def get_pipeline_run(
+        self,
+        name_id_or_prefix: str | UUID | None = None,
+        *,
+        name_or_id: str | None = None,
+        hydrate: bool = True,
+    ) -> PipelineRun:
+        """A run by id, name (the newest of that name) or id prefix, with its steps, their
+        inputs and outputs. ``name_or_id=`` is the older keyword for ``name_id_or_prefix``.
+        """
+        wanted = _one_of("get_pipeline_run", name_id_or_prefix, name_or_id)
+        return self._get(f"/runs/{_path(wanted)}", PipelineRun)
 
     def list_pipeline_runs(
         self,
@@ -59,41 +127,98 @@ class Client:
         status: str | None = None,
         size: int = 50,
         offset: int = 0,
+        *,
+        page: int = 1,
+        include_steps: bool = True,
     ) -> list[PipelineRun]:
-        """Runs, newest first."""
-        params = {"pipeline_name": pipeline_name, "status": status, "limit": size, "offset": offset}
-        return self._get("/runs", list[PipelineRun], params)
+        """Runs newest first: page ``page`` (from 1) of ``size`` runs, after skipping
+        ``offset``. Any ``size`` works; the API is asked page by page.
+        """
+        params = {"pipeline_name": pipeline_name, "status": status}
+        if not include_steps:
+            params["include_steps"] = "false"
+        return self._list("/runs", list[PipelineRun], params, size, page, offset)
 
     # -- artifacts -------------------------------------------------------------
 
+    def get_artifact(self, name_id_or_prefix: str | UUID, *, hydrate: bool = True) -> Artifact:
+        """An artifact by id, name or id prefix, with every version (``versions[version]``)."""
+        return self._get(f"/artifacts/{_path(name_id_or_prefix)}", Artifact)
+
     def get_artifact_version(
-        self, name_or_id: str, version: str | int | None = None
+        self,
+        name_id_or_prefix: str | UUID | None = None,
+        version: str | int | None = None,
+        *,
+        name_or_id: str | None = None,
+        hydrate: bool = True,
     ) -> ArtifactVersion:
-        """A version of an artifact by name (the latest when ``version`` is None) or by id."""
-        if version is None and _UUID.fullmatch(name_or_id):
-            try:
-                return self._get(f"/artifact-versions/{name_or_id}", ArtifactVersion)
-            except NotFoundError:
-                pass  # a name that looks like an id
-        wanted = "latest" if version is None else str(version)
-        # query parameters, not path segments: names and versions may hold slashes
-        return self._get(
-            "/artifact-versions", ArtifactVersion, {"name": name_or_id, "version": wanted}
-        )
+        """A version by id, by artifact name (``version``, the latest when None) or by id
+        prefix. As in ZenML, ``version`` is ignored when an id or id prefix matched.
+        ``name_or_id=`` is the older keyword for ``name_id_or_prefix``.
+        """
+        wanted = _one_of("get_artifact_version", name_id_or_prefix, name_or_id)
+        params = {"name_id_or_prefix": str(wanted), "version": _version(version)}
+        return self._get("/artifact-versions", ArtifactVersion, params)
 
-    def list_artifact_versions(self, name: str) -> list[ArtifactVersion]:
-        """Every version of the artifact ``name``, oldest first."""
-        return self._get(f"/artifacts/{quote(name, safe='')}/versions", list[ArtifactVersion])
+    def list_artifact_versions(
+        self,
+        name: str | None = None,
+        *,
+        artifact: str | UUID | None = None,
+        size: int | None = None,
+        page: int = 1,
+    ) -> list[ArtifactVersion]:
+        """The versions of one artifact oldest first: every one by default, else page
+        ``page`` (from 1) of ``size``. ``artifact=`` takes its name, id or id prefix.
+        """
+        if (name is None) == (artifact is None):
+            raise TypeError(
+                "list_artifact_versions() takes the artifact's name, or artifact= (its name, id "
+                f"or id prefix), exactly one of them; got name={name!r}, artifact={artifact!r}"
+            )
+        if name is None:
+            name = self.get_artifact(str(artifact)).name
+        path = f"/artifacts/{quote(name, safe='')}/versions"
+        return self._list(path, list[ArtifactVersion], {}, size, page)
 
-    def list_artifacts(self) -> list[dict[str, Any]]:
-        """Artifact names with their latest version and number of versions."""
-        return self._get("/artifacts", list[dict[str, Any]])
+    def list_artifacts(self, *, size: int | None = None, page: int = 1) -> list[dict[str, Any]]:
+        """Artifact names with their id, latest version and number of versions; all of them
+        by default, else page ``page`` (from 1) of ``size``.
+        """
+        return self._list("/artifacts", list[dict[str, Any]], {}, size, page)
 
-    def load_artifact(self, name_or_id: str, version: str | int | None = None) -> Any:
+    def load_artifact(self, name_id_or_prefix: str | UUID, version: str | int | None = None) -> Any:
         """The value of an artifact version (latest when ``version`` is None)."""
-        return self.get_artifact_version(name_or_id, version).load()
+        return self.get_artifact_version(name_id_or_prefix, version).load()
 
     # -- plumbing --------------------------------------------------------------
+
+    def _list(
+        self,
+        path: str,
+        type_: Any,
+        params: dict[str, Any],
+        size: int | None,
+        page: int,
+        offset: int = 0,
+    ) -> list[Any]:
+        """Page ``page`` of ``size`` rows (every row when ``size`` is None), fetched in
+        requests of at most :data:`API_PAGE_LIMIT` rows.
+        """
+        if (size is not None and size < 1) or page < 1 or offset < 0:
+            raise ValueError(
+                f"size must be 1 or more (or None for all), page 1 or more and offset 0 or "
+                f"more; got size={size!r}, page={page!r}, offset={offset!r}"
+            )
+        rows: list[Any] = []
+        start = offset + (page - 1) * (size or 0)
+        for limit, skip in _chunks(size, start):
+            chunk = self._get(path, type_, {**params, "limit": limit, "offset": skip})
+            rows.extend(chunk)
+            if len(chunk) < limit:
+                break
+        return rows
 
     def _get(self, path: str, type_: type[T] | Any, params: dict[str, Any] | None = None) -> T:
         import httpx
@@ -101,16 +226,14 @@ class Client:
         query = {k: v for k, v in (params or {}).items() if v is not None}
         from .tracking import last_published_seq  # lazy: keeps import cairn light
 
-        seq = last_published_seq()
+        seq = last_published_seq(self.api_url)
         if seq:
             query["min_seq"] = seq
         try:
             response = self._http.get(path, params=query)
         except httpx.TransportError as exc:
-            raise StackUnavailableError(
-                f"Cannot reach the Cairn query API at {self.api_url} ({exc}). "
-                "Start the local stack with `cairn up`, or set CAIRN_API_URL."
-            ) from None
+            error = str(exc) or type(exc).__name__
+            raise StackUnavailableError(self._unreachable.format(error=error)) from None
         if response.status_code == 200:
             return msgspec.json.decode(response.content, type=type_)
         try:
@@ -120,10 +243,12 @@ class Client:
             message = response.text[:500]
         if response.status_code == 404:
             raise NotFoundError(message)
+        if response.status_code == 409:
+            raise AmbiguousError(message)
         if response.status_code == 503:
             retry_after = response.headers.get("Retry-After", "")
             raise ServiceUnavailableError(
-                f"The Cairn query API at {self.api_url} cannot answer {path} now: {message}",
+                f"The Cairn query API at {self._shown} cannot answer {path} now: {message}",
                 float(retry_after) if retry_after.isdigit() else None,
             )
         raise ApiError(f"{response.status_code} from {path}: {message}")
@@ -136,3 +261,33 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _chunks(size: int | None, start: int) -> Iterator[tuple[int, int]]:
+    """``(limit, offset)`` requests covering ``size`` rows from ``start`` (None: no end)."""
+    while size is None or size > 0:
+        limit = API_PAGE_LIMIT if size is None else min(size, API_PAGE_LIMIT)
+        yield limit, start
+        start += limit
+        if size is not None:
+            size -= limit
+
+
+def _one_of(method: str, name_id_or_prefix: str | UUID | None, name_or_id: str | None) -> str:
+    """What ``method`` is to find: ``name_id_or_prefix`` (ZenML's keyword) or ``name_or_id``."""
+    if (name_id_or_prefix is None) == (name_or_id is None):
+        raise TypeError(
+            f"{method}() takes one name or id, as name_id_or_prefix or as name_or_id= (its "
+            f"older keyword); got name_id_or_prefix={name_id_or_prefix!r}, "
+            f"name_or_id={name_or_id!r}"
+        )
+    return str(name_id_or_prefix if name_id_or_prefix is not None else name_or_id)
+
+
+def _path(name_id_or_prefix: str | UUID) -> str:
+    # a path segment: quoted, slashes too (the API takes the rest of the path as the name)
+    return quote(str(name_id_or_prefix), safe="")
+
+
+def _version(version: str | int | None) -> str | None:
+    return None if version is None else str(version)

@@ -1,4 +1,4 @@
-"""What a user reads back: pipeline runs, step runs and artifact versions.
+"""What a user reads back: pipelines and their runs, step runs, artifacts and their versions.
 
 These are the shapes the query API sends (JSON) and the runner returns after
 a run; both are built from the same events, so they agree.
@@ -101,6 +101,100 @@ class PipelineRun(msgspec.Struct, kw_only=True):
     error: str | None = None
     failed_step: str | None = None
     run_metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Artifact(msgspec.Struct, kw_only=True):
+    """A named artifact with every version stored under its name.
+
+    Artifacts are names in the events: ``id`` is derived from the name (the same on every
+    replay). ``versions`` is keyed by version, oldest first; ``latest`` is the highest
+    numbered version, else the newest.
+    """
+
+    id: str
+    name: str
+    version_count: int
+    versions: dict[str, ArtifactVersion]
+    latest: ArtifactVersion
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def latest_version_name(self) -> str:
+        return self.latest.version
+
+    @property
+    def latest_version_id(self) -> str:
+        return self.latest.id
+
+    @property
+    def created(self) -> datetime:
+        """When the first version was stored (ZenML's name for ``created_at``)."""
+        return self.created_at
+
+    @property
+    def updated(self) -> datetime:
+        """When the newest version was stored (ZenML's name for ``updated_at``)."""
+        return self.updated_at
+
+
+class PipelineSummary(msgspec.Struct, kw_only=True):
+    """A pipeline as runs name it: how many runs it has and what its latest run did.
+
+    Pipelines are names in the events (each run says which pipeline it runs): ``id`` is
+    derived from the name, the same on every replay. ``created_at`` is when its first run
+    started, ``updated_at`` when its latest did.
+    """
+
+    id: str
+    name: str
+    run_count: int
+    latest_run_id: str
+    latest_run_name: str
+    latest_run_status: RunStatus
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def num_runs(self) -> int:
+        """ZenML's name for ``run_count``."""
+        return self.run_count
+
+    @property
+    def created(self) -> datetime | None:
+        return self.created_at
+
+    @property
+    def updated(self) -> datetime | None:
+        return self.updated_at
+
+
+class RecordedPipeline(PipelineSummary, kw_only=True):
+    """A pipeline with its 50 newest runs (newest first, as ZenML's ``runs``) and steps.
+
+    ``run_count`` counts them all; ``Client.list_pipeline_runs(pipeline_name=...)`` pages
+    through every one.
+    """
+
+    runs: list[PipelineRun] = msgspec.field(default_factory=list)
+    last_successful_run: PipelineRun | None = None
+
+    @property
+    def latest_run(self) -> PipelineRun | None:
+        return self.runs[0] if self.runs else None
+
+    @property
+    def last_run(self) -> PipelineRun | None:
+        """ZenML's name for ``latest_run``."""
+        return self.latest_run
+
+
+# ZenML's names for these shapes, so type hints move over with ``zenml.models`` -> ``cairn.models``.
+ArtifactResponse = Artifact
+ArtifactVersionResponse = ArtifactVersion
+PipelineResponse = RecordedPipeline
+PipelineRunResponse = PipelineRun
+StepRunResponse = StepRun
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):

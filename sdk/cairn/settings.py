@@ -131,6 +131,17 @@ def resolve_settings(*, start_if_missing: bool = True) -> Settings:
     )
 
 
+def unreachable_advice(variable: str, server: str) -> str:
+    """What to do about a server the SDK could not reach, given the variable that may name it.
+
+    With ``variable`` set, that server is the user's: say so, and do not offer the local
+    stack, which is not involved. Unset, the server is the local stack's.
+    """
+    if os.environ.get(variable):
+        return f"{variable} names that server: start it there, or correct {variable}."
+    return f"Start the local stack with `cairn up`, or point {variable} at a running {server}."
+
+
 def start_local_stack(
     home: Path, record: StackRecord | None = None, down: list[str] | None = None
 ) -> StackRecord:
@@ -140,15 +151,17 @@ def start_local_stack(
     user: ``cairn up`` itself decides, under its lock, what to (re)start.
     """
     sys.stderr.write(_what_cairn_up_does(home, record, down or []))
-    command = [sys.executable, "-m", "cairn_services.cli", "up", "--quiet"]
+    command = [sys.executable, "-m", "cairn_services.cli", "up"]
     env = {**os.environ, "CAIRN_HOME": str(home)}
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, env=env, timeout=_UP_TIMEOUT_S
         )
-        # `cairn up` prints its error on stdout, after any log lines
+        # `cairn up` prints its summary, or its error, on stdout; its log goes to a file
         output = f"{done.stdout}\n{done.stderr}".strip()
         failure = output[-2000:] if done.returncode != 0 else None
+        if failure is None:
+            sys.stderr.write(done.stdout)  # the summary: where each part listens, the logs
     except subprocess.TimeoutExpired:
         failure = f"`cairn up` did not finish within {_UP_TIMEOUT_S:.0f} s"
     new = read_stack(home)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from cairn_events import ArtifactMaterialized, Event
 
-from .settings import Settings, redact_url, resolve_settings
+from .settings import Settings, redact_url, resolve_settings, unreachable_advice
 
 if TYPE_CHECKING:
     from .artifact_stores import ArtifactStore
@@ -51,7 +51,7 @@ class Tracker:
     def flush(self) -> int:
         """Wait until NATS has everything; if it stays away, say where the events are kept."""
         if not self.publisher.flush(self.flush_timeout):
-            where = redact_url(self.settings.nats_url)
+            where = self.nats_named()
             if self.publisher.connected:
                 sys.stderr.write(
                     f"cairn: NATS at {where} has not acknowledged every event within "
@@ -62,9 +62,20 @@ class Tracker:
             else:
                 sys.stderr.write(
                     f"cairn: NATS at {where} is unreachable; events are kept in "
-                    f"{self.publisher.spool.path} and will be sent when it is back\n"
+                    f"{self.publisher.spool.path} and will be sent when it is back. "
+                    f"{unreachable_advice('CAIRN_NATS_URL', 'nats-server')}\n"
                 )
         return self.publisher.last_seq
+
+    def nats_named(self) -> str:
+        """This process's NATS URL (redacted) and who named it: CAIRN_NATS_URL or the stack."""
+        url = self.settings.nats_url
+        named_by = (
+            "CAIRN_NATS_URL"
+            if os.environ.get("CAIRN_NATS_URL") == url
+            else f"the local stack under {self.settings.home}"
+        )
+        return f"{redact_url(url)} ({named_by})"
 
     def close(self) -> None:
         self.publisher.close()
@@ -86,13 +97,18 @@ def get_tracker() -> Tracker:
         return _tracker
 
 
-def last_published_seq() -> int:
+def last_published_seq(api_url: str) -> int:
     """Stream sequence of this process's newest acknowledged event; 0 if it published none.
 
+    Only an API at ``api_url`` that belongs to the stack this process publishes to can
+    wait for that sequence; for any other API (another stack's) it is 0.
     Does not connect: a process that has not tracked anything has nothing to wait for.
     """
     tracker = _tracker
-    return tracker.last_seq if tracker is not None and _tracker_pid == os.getpid() else 0
+    if tracker is None or _tracker_pid != os.getpid():
+        return 0
+    ours = (tracker.settings.api_url or "").rstrip("/")
+    return tracker.last_seq if ours == api_url.rstrip("/") else 0
 
 
 def reset_tracker() -> None:

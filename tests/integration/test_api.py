@@ -6,14 +6,32 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import msgspec
 import nats
 import pytest
-from cairn.models import ArtifactVersion, ErrorBody, PipelineRun
-from cairn_events import STREAM, ArtifactMaterialized, Event, Header, encode, subject_of
+from cairn.models import (
+    Artifact,
+    ArtifactVersion,
+    ErrorBody,
+    PipelineRun,
+    PipelineSummary,
+    RecordedPipeline,
+)
+from cairn_events import (
+    STREAM,
+    ArtifactMaterialized,
+    Event,
+    Header,
+    RunFinished,
+    RunStarted,
+    encode,
+    subject_of,
+)
+from cairn_projections import queries
 from cairn_services.api import MAX_LIMIT, create_app, serve_api
 from cairn_services.projector import Projector, consumer_name, ensure_streams
 from cairn_services.stack import free_port
@@ -279,3 +297,151 @@ async def test_serve_api_answers_over_tcp_and_stops_cleanly(fresh_database: str)
 async def _next_seq(stack: Stack) -> int:
     info = await stack.js.stream_info(STREAM)
     return int(info.state.last_seq) + 1
+
+
+def named_run(run_id: str, run_name: str, pipeline_name: str) -> list[Event]:
+    """A run that started and completed, with no steps."""
+    at = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
+    return [
+        RunStarted(run_id=run_id, run_name=run_name, pipeline_name=pipeline_name, started_at=at),
+        RunFinished(run_id=run_id, status="completed", duration_s=1.0),
+    ]
+
+
+async def test_runs_by_id_then_name_then_id_prefix(stack: Stack) -> None:
+    tag = uuid.uuid4().hex[:8]  # ids of this test start with it; uuid7 ids do not (019...)
+    ids = [f"{tag}-0000-4000-8000-00000000000{i}" for i in (1, 2)]
+    events = named_run(ids[0], f"first-{tag}", f"p-{tag}") + named_run(ids[1], tag, f"p-{tag}")
+    seq = await stack.publish(events)
+
+    assert (await stack.get(f"/runs/{ids[0]}", PipelineRun, min_seq=seq)).name == f"first-{tag}"
+    assert (await stack.get(f"/runs/{ids[0].upper()}", PipelineRun)).id == ids[0]
+    assert (await stack.get(f"/runs/{ids[1][:-1]}2", PipelineRun)).id == ids[1]
+    # a name wins over the id prefix it also is: the second run is named `tag`
+    assert (await stack.get(f"/runs/{tag}", PipelineRun)).id == ids[1]
+
+    error = await stack.get(f"/runs/{tag}-0000", ErrorBody, 409)
+    assert error.error == "ambiguous"
+    assert error.message == (
+        f"'{tag}-0000' is no name, and the ids of 2 pipeline runs start with it: "
+        f"first-{tag} ({ids[0]}), {tag} ({ids[1]}). Give more characters of the id, "
+        "or the whole id."
+    )
+    unknown = f"{tag}-0000-4000-8000-000000000009"
+    error = await stack.get(f"/runs/{unknown}", ErrorBody, 404)
+    assert error.message.startswith(f"No pipeline run has id '{unknown}', nor is one named so;")
+    error = await stack.get(f"/runs/{tag}-1", ErrorBody, 404)
+    assert error.message.startswith(
+        f"No pipeline run is named '{tag}-1' or has an id starting with '{tag}-1'; latest runs:"
+    )
+    error = await stack.get(f"/runs/{tag[:3]}", ErrorBody, 404)  # too short to be a prefix
+    assert error.message.startswith(f"No pipeline run with name or id '{tag[:3]}';")
+
+
+async def test_artifact_versions_by_id_then_name_then_id_prefix(stack: Stack) -> None:
+    tag = uuid.uuid4().hex[:8]
+    ids = [f"{tag}-0000-4000-8000-00000000000{i}" for i in (1, 2)]
+    versions = [
+        msgspec.structs.replace(version(tag, "model", str(n), n), artifact_version_id=ids[n - 1])
+        for n in (1, 2)
+    ]
+    # an artifact named like the first version's id, and one named like a prefix of both
+    lookalikes = [
+        msgspec.structs.replace(version(tag, "x", "1", 1), name=ids[0].upper()),
+        msgspec.structs.replace(version(tag, "y", "1", 1), name=f"{tag}-0000-4000"),
+    ]
+    seq = await stack.publish(versions + lookalikes)
+
+    async def find(text: str, expect: int = 200, **params: Any) -> Any:
+        type_ = ArtifactVersion if expect == 200 else ErrorBody
+        return await stack.get(
+            "/artifact-versions", type_, expect, name_id_or_prefix=text, min_seq=seq, **params
+        )
+
+    assert (await find(ids[0])).version == "1"
+    assert (await find(ids[0], version="2")).version == "1"  # an id wins; version is ignored
+    assert (await find(ids[0].upper())).id == ids[0]  # the id wins over the lookalike name
+    assert (await find(f"{tag}::model")).version == "2"
+    assert (await find(f"{tag}::model", version="1")).id == ids[0]
+    assert (await find(ids[1][:-1] + "2")).version == "2"
+    assert (await find(f"{tag}-0000-4000")).name == f"{tag}-0000-4000"  # the name wins
+    error = await find(f"{tag}-0000-4000-8000", 409)
+    assert error.message.startswith(
+        f"'{tag}-0000-4000-8000' is no name, and the ids of 2 artifact versions start with it: "
+        f"{tag}::model version 1 ({ids[0]}), {tag}::model version 2 ({ids[1]})."
+    )
+    unknown = f"{tag}-0000-4000-8000-000000000009"
+    error = await find(unknown, 404)
+    assert error.message.startswith(f"No artifact version has id '{unknown}', nor is an artifact")
+    error = await find(f"{tag}::model", 404, version="7")
+    assert error.message.startswith(f"Artifact '{tag}::model' has no version '7'; versions: 1, 2")
+    error = await find(f"{tag}-9", 404)
+    assert error.message.startswith(
+        f"No artifact named '{tag}-9' and no artifact version id starts with '{tag}-9';"
+    )
+    error = await stack.get("/artifact-versions", ErrorBody, 400)
+    assert "name or name_id_or_prefix is required" in error.message
+
+
+async def test_artifacts_and_pipelines_have_ids_derived_from_their_names(stack: Stack) -> None:
+    tag = uuid.uuid4().hex[:8]
+    seq = await stack.publish(
+        [version(tag, "model", "1", 1), version(tag, "model", "2", 2)]
+        + named_run(f"{tag}-a", f"a-{tag}", f"train-{tag}")
+        + named_run(f"{tag}-b", f"b-{tag}", f"train-{tag}")
+    )
+
+    artifact = await stack.get(f"/artifacts/{tag}::model", Artifact, min_seq=seq)
+    assert (
+        artifact.id
+        == queries.artifact_id(f"{tag}::model")
+        == str(uuid.uuid5(uuid.UUID("c6a61954-12a0-4105-abd6-616c2f9fbb80"), f"{tag}::model"))
+    )  # fixed forever: a replay, or another installation, derives the same id
+    assert list(artifact.versions) == ["1", "2"] and artifact.latest.version == "2"
+    assert artifact.version_count == 2 and artifact.created_at <= artifact.updated_at
+    assert await stack.get(f"/artifacts/{artifact.id}", Artifact) == artifact
+    assert await stack.get(f"/artifacts/{artifact.id[:13]}", Artifact) == artifact
+
+    pipeline = await stack.get(f"/pipelines/train-{tag}", RecordedPipeline)
+    assert pipeline.id == queries.pipeline_id(f"train-{tag}")
+    assert (pipeline.run_count, [r.name for r in pipeline.runs]) == (2, [f"b-{tag}", f"a-{tag}"])
+    assert pipeline.last_successful_run is not None
+    assert await stack.get(f"/pipelines/{pipeline.id[:13]}", RecordedPipeline) == pipeline
+    listed = await stack.get("/pipelines", list[PipelineSummary])
+    mine = [p for p in listed if p.name == f"train-{tag}"]
+    assert [(p.id, p.run_count, p.latest_run_name) for p in mine] == [(pipeline.id, 2, f"b-{tag}")]
+
+    error = await stack.get(f"/pipelines/trian-{tag}", ErrorBody, 404)
+    assert error.message.startswith(f"No pipeline named 'trian-{tag}'; similar names: train-{tag}")
+    unknown = str(uuid.uuid4())
+    error = await stack.get(f"/artifacts/{unknown}", ErrorBody, 404)
+    assert error.message == f"No artifact has id '{unknown}', nor is one named so"
+
+
+async def test_ambiguous_derived_id_prefixes_list_the_matches(stack: Stack) -> None:
+    tag = uuid.uuid4().hex[:8]
+    first, second, prefix = _colliding(lambda i: f"{tag}-{i}", queries.artifact_id)
+    seq = await stack.publish(
+        [msgspec.structs.replace(version(tag, n, "1", 1), name=n) for n in (first, second)]
+    )
+    error = await stack.get(f"/artifacts/{prefix}", ErrorBody, 409, min_seq=seq)
+    assert error.error == "ambiguous"
+    assert f"{first} ({queries.artifact_id(first)})" in error.message
+    assert f"{second} ({queries.artifact_id(second)})" in error.message
+
+    first, second, prefix = _colliding(lambda i: f"p-{tag}-{i}", queries.pipeline_id)
+    await stack.publish(named_run(f"{tag}-1", "r1", first) + named_run(f"{tag}-2", "r2", second))
+    error = await stack.get(f"/pipelines/{prefix}", ErrorBody, 409, min_seq=seq + 4)
+    assert f"{first} ({queries.pipeline_id(first)})" in error.message
+
+
+def _colliding(name: Any, derive: Any, digits: int = 6) -> tuple[str, str, str]:
+    """Two names ``name(i)`` whose derived ids share their first ``digits`` hex digits."""
+    seen: dict[str, str] = {}
+    for i in range(1_000_000):
+        candidate = name(i)
+        prefix = derive(candidate)[:digits]
+        if prefix in seen:
+            return seen[prefix], candidate, prefix
+        seen[prefix] = candidate
+    raise AssertionError("no collision")

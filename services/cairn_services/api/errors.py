@@ -29,6 +29,13 @@ class BadRequestError(ApiError):
     code = "bad_request"
 
 
+class AmbiguousError(ApiError):
+    """An id prefix matches more than one entity; the message lists them."""
+
+    status = 409
+    code = "ambiguous"
+
+
 class UnauthorizedError(ApiError):
     status = 401
     code = "unauthorized"

@@ -1,4 +1,8 @@
-"""The endpoints: runs, artifacts and artifact versions as ``cairn.models`` JSON.
+"""The endpoints: pipelines, runs, artifacts and artifact versions as ``cairn.models`` JSON.
+
+What a request names (``name_or_id`` of a run, ``name_id_or_prefix`` of the rest) is
+found in ZenML's order, id, then name, then id prefix (see :mod:`.lookup`): an id
+prefix several ids share is a 409 listing them.
 
 Every endpoint accepts ``?min_seq=N`` (read-your-writes): it answers only once
 the projector has committed stream sequence N, or 503 when it doesn't get
@@ -14,15 +18,18 @@ UTF-8 with no control characters; the query string is at most
 
 from __future__ import annotations
 
-import asyncio
-import difflib
-import heapq
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-from cairn.models import ArtifactVersion, PipelineRun
+from cairn.models import (
+    Artifact,
+    ArtifactVersion,
+    PipelineRun,
+    PipelineSummary,
+    RecordedPipeline,
+)
 from cairn.naming import shown
 from cairn_events import MAX_LABEL_BYTES, label_problem
 from cairn_projections import queries
@@ -30,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import lookup
 from .errors import BadRequestError, NotFoundError, UriTooLongError
 from .state import ApiState
 
@@ -39,8 +47,6 @@ MAX_LIMIT = 1000
 MAX_POSITION = 2**63 - 1
 #: The longest query string: room for every parameter at its longest, percent-encoded.
 MAX_QUERY_BYTES = 4096
-_MAX_LISTED = 10
-_SIMILAR = 0.6  # difflib's own default cutoff for a close match
 # int() would also take ' 12', '1_000' and other scripts' digits such as '١٢'; more than 30
 # digits is out of range anyway, and int() refuses (ValueError) beyond 4300.
 _DECIMAL = re.compile(r"-?[0-9]{1,30}")
@@ -54,6 +60,7 @@ class Health(msgspec.Struct, kw_only=True):
 class ArtifactSummary(msgspec.Struct, kw_only=True):
     """One artifact name: how many versions it has and its latest."""
 
+    id: str
     name: str
     version_count: int
     latest_version: str
@@ -114,14 +121,30 @@ async def list_runs(request: Request, state: ApiState) -> list[PipelineRun]:
 async def get_run(request: Request, state: ApiState) -> PipelineRun:
     name_or_id = _check_label("Run name or id", request.path_params["name_or_id"])
     async with state.read_models.connection() as conn:
-        run = await queries.get_run(conn, name_or_id)
-        if run is None:
-            latest = await queries.list_runs(conn, limit=_MAX_LISTED, include_steps=False)
-            known = (
-                f"latest runs: {_listing(r['name'] for r in latest)}" if latest else "no runs yet"
-            )
-            raise NotFoundError(f"No pipeline run with name or id '{name_or_id}'; {known}")
+        run = await lookup.find_run(conn, name_or_id)
     return msgspec.convert(run, PipelineRun)
+
+
+async def list_pipelines(request: Request, state: ApiState) -> list[PipelineSummary]:
+    limit = _int_param(request, "limit", default=MAX_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    offset = _int_param(request, "offset", default=0, minimum=0, maximum=MAX_POSITION)
+    async with state.read_models.connection() as conn:
+        pipelines = await queries.list_pipelines(conn, limit=limit, offset=offset)
+    return msgspec.convert(pipelines, list[PipelineSummary])
+
+
+async def get_pipeline(request: Request, state: ApiState) -> RecordedPipeline:
+    text = _check_label("Pipeline name or id", request.path_params["name_id_or_prefix"])
+    async with state.read_models.connection() as conn:
+        pipeline = await lookup.find_pipeline(conn, text)
+    return msgspec.convert(pipeline, RecordedPipeline)
+
+
+async def get_artifact(request: Request, state: ApiState) -> Artifact:
+    text = _check_label("Artifact name or id", request.path_params["name_id_or_prefix"])
+    async with state.read_models.connection() as conn:
+        artifact = await lookup.find_artifact(conn, text)
+    return msgspec.convert(artifact, Artifact)
 
 
 async def list_artifacts(request: Request, state: ApiState) -> list[ArtifactSummary]:
@@ -141,7 +164,7 @@ async def list_versions(request: Request, state: ApiState) -> list[ArtifactVersi
     async with state.read_models.connection() as conn:
         versions = await queries.list_artifact_versions(conn, name, limit=limit, offset=offset)
         if not versions and not await queries.get_latest_artifact_version(conn, name):
-            raise NotFoundError(await _no_such_name(conn, name))
+            raise NotFoundError(await lookup.no_such_name(conn, name))
     return msgspec.convert(versions, list[ArtifactVersion])
 
 
@@ -150,23 +173,36 @@ async def get_version(request: Request, state: ApiState) -> ArtifactVersion:
 
 
 async def find_version(request: Request, state: ApiState) -> ArtifactVersion:
-    """``?name=N&version=V`` (latest by default): for names and versions holding slashes."""
+    """``?name=N&version=V`` (latest by default): for names and versions holding slashes.
+
+    ``?name_id_or_prefix=X[&version=V]`` instead finds X as an id, then a name, then an id
+    prefix (ZenML's ``get_artifact_version``).
+    """
+    version = request.query_params.get("version") or None
+    text = request.query_params.get("name_id_or_prefix")
+    if text is not None:
+        text = _check_label("Artifact name, version id or id prefix", text)
+        if version is not None:
+            version = _check_label("Version", version)
+        async with state.read_models.connection() as conn:
+            found = await lookup.find_artifact_version(conn, text, version)
+        return msgspec.convert(found, ArtifactVersion)
     name = request.query_params.get("name")
     if name is None:
-        raise BadRequestError("name is required: /artifact-versions?name=NAME[&version=VERSION]")
-    return await _version_named(state, name, request.query_params.get("version") or "latest")
+        raise BadRequestError(
+            "name or name_id_or_prefix is required: /artifact-versions?name=NAME"
+            "[&version=VERSION], or ?name_id_or_prefix=NAME_ID_OR_PREFIX[&version=VERSION]"
+        )
+    return await _version_named(state, name, version or "latest")
 
 
 async def _version_named(state: ApiState, name: str, version: str) -> ArtifactVersion:
     name = _check_label("Artifact name", name)
     version = _check_label("Version", version)
     async with state.read_models.connection() as conn:
-        if version == "latest":
-            found = await queries.get_latest_artifact_version(conn, name)
-        else:
-            found = await queries.get_artifact_version_by_name(conn, name, version)
+        found = await lookup.version_named(conn, name, version)
         if found is None:
-            raise NotFoundError(await _no_such_version(conn, name, version))
+            raise NotFoundError(await lookup.no_such_version(conn, name, version))
     return msgspec.convert(found, ArtifactVersion)
 
 
@@ -191,53 +227,16 @@ ROUTES = [
     Route("/health", _endpoint(health)),
     Route("/runs", _endpoint(list_runs)),
     Route("/runs/{name_or_id:path}", _endpoint(get_run)),
+    Route("/pipelines", _endpoint(list_pipelines)),
+    Route("/pipelines/{name_id_or_prefix:path}", _endpoint(get_pipeline)),
     Route("/artifacts", _endpoint(list_artifacts)),
     Route("/artifacts/{name:path}/versions", _endpoint(list_versions)),
     Route("/artifacts/{name:path}/versions/{version}", _endpoint(get_version)),
+    # after the two above, which a name ending in /versions[/V] reaches instead
+    Route("/artifacts/{name_id_or_prefix:path}", _endpoint(get_artifact)),
     Route("/artifact-versions", _endpoint(find_version)),
     Route("/artifact-versions/{artifact_version_id}", _endpoint(get_version_by_id)),
 ]
-
-
-async def _no_such_version(conn: Any, name: str, version: str) -> str:
-    versions = await queries.list_artifact_versions(conn, name)
-    if not versions:
-        return await _no_such_name(conn, name)
-    latest = await queries.get_latest_artifact_version(conn, name)
-    assert latest is not None
-    listed = _listing((v["version"] for v in versions), limit=20)
-    return f"Artifact '{name}' has no version '{version}'; versions: {listed} (latest {latest['version']})"
-
-
-async def _no_such_name(conn: Any, name: str) -> str:
-    names = await queries.list_artifact_names(conn)
-    if not names:
-        return f"No artifact named '{name}'; there are no artifacts yet"
-    # Scoring every name is CPU work (about a second over 20k names): keep it off the loop.
-    closest = await asyncio.to_thread(_closest, name, names)
-    similar = [candidate for score, candidate in closest if score >= _SIMILAR]
-    if similar:
-        return f"No artifact named '{name}'; similar names: {_listing(similar)}"
-    listed = _listing(candidate for _, candidate in closest)
-    return f"No artifact named '{name}'; artifact names (closest first): {listed}"
-
-
-def _closest(word: str, candidates: list[str]) -> list[tuple[float, str]]:
-    """The candidates most like ``word``, best first, with their difflib ratio."""
-    matcher = difflib.SequenceMatcher()
-    matcher.set_seq2(word)
-    scored = []
-    for candidate in candidates:
-        matcher.set_seq1(candidate)
-        scored.append((matcher.ratio(), candidate))
-    return heapq.nlargest(_MAX_LISTED, scored)
-
-
-def _listing(items: Any, limit: int = _MAX_LISTED) -> str:
-    """Items joined for a message: at most ``limit``, saying how many were left out."""
-    items = list(items)
-    shown = ", ".join(str(i) for i in items[:limit])
-    return f"{shown}, ... ({len(items) - limit} more)" if len(items) > limit else shown
 
 
 def _check_label(what: str, text: str) -> str:
