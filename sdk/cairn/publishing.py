@@ -120,7 +120,7 @@ class EventPublisher:
 
         A server older than NATS_SERVER_REQUIRED is refused the same way.
         """
-        from .settings import reachable
+        from .settings import reachable, unreachable_advice
 
         error: BaseException | None = None
         if not any(
@@ -141,8 +141,9 @@ class EventPublisher:
         if error is not None:
             raise StackUnavailableError(
                 f"Cannot reach NATS at {redact_url(self.nats_url)} ({type(error).__name__}: {error}). "
-                "Start the local stack with `cairn up`, or point CAIRN_NATS_URL at a running "
-                "nats-server with JetStream enabled (nats-server -js)."
+                + unreachable_advice(
+                    "CAIRN_NATS_URL", "nats-server with JetStream enabled (nats-server -js)"
+                )
             ) from None
         return self
 
@@ -247,8 +248,8 @@ class EventPublisher:
                 f"NATS at {redact_url(self.nats_url)} runs nats-server "
                 f"{server.major}.{server.minor}.{server.patch}; Cairn needs "
                 f"{required} or newer (artifact versions are claimed with "
-                "Nats-Expected-Last-Subject-Sequence-Subject). Upgrade that server, or unset "
-                "CAIRN_NATS_URL and use the local stack (`cairn up`), which ships a recent one."
+                f"Nats-Expected-Last-Subject-Sequence-Subject). Upgrade that server to "
+                f"nats-server {required} or newer."
             )
         # once connected, ride out any outage: the spool keeps what NATS cannot take meanwhile
         nc.options.update(allow_reconnect=True, max_reconnect_attempts=-1)

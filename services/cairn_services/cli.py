@@ -1,15 +1,22 @@
-"""The ``cairn`` command: the local stack, the demo, and looking at runs and artifacts."""
+"""The ``cairn`` command: the local stack, the demo, and looking at runs and artifacts.
+
+``up`` and ``down`` print a summary; what they log goes to ``$CAIRN_HOME/logs/stack.log``
+(and to the terminal with ``-v``), beside the logs of the processes they start, which
+``cairn logs`` shows.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from .spool_cli import spool_app
+from .terminal import console
 
 if TYPE_CHECKING:
     from cairn.settings import StackRecord
@@ -19,10 +26,18 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Cairn: artifact tracking for ML pipelines.", no_args_is_help=True)
 run_app = typer.Typer(help="Pipeline runs.", no_args_is_help=True)
 artifact_app = typer.Typer(help="Artifacts and their versions.", no_args_is_help=True)
+pipeline_app = typer.Typer(help="Pipelines and their runs.", no_args_is_help=True)
 app.add_typer(run_app, name="run")
 app.add_typer(artifact_app, name="artifact")
+app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(spool_app, name="spool")
-console = Console()
+
+#: The variables that point the SDK at servers other than the local stack's, and what they name.
+_SERVER_VARIABLES = {"CAIRN_NATS_URL": "NATS", "CAIRN_API_URL": "query API"}
+
+Verbose = Annotated[
+    bool, typer.Option("-v", "--verbose", help="Also print the log lines (stack.log) here.")
+]
 
 
 def _home() -> Path:
@@ -31,10 +46,58 @@ def _home() -> Path:
     return cairn_home()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"cairn, version {version('cairn')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _cairn(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the installed version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Cairn: artifact tracking for ML pipelines."""
+
+
+def _log_to_file(verbose: bool) -> None:
+    """What this command logs goes to stack.log under CAIRN_HOME; with ``verbose``, here too.
+
+    The secrets it may come across (the environment's, the stack record's) are masked.
+    """
+    from urllib.parse import urlsplit
+
+    from cairn.settings import read_stack
+
+    from .logs import LogFile, configure_logging, level_from_env
+    from .stack.errors import StackError
+    from .stack.log_files import cli_log_file
+
+    try:
+        level = level_from_env()
+    except ValueError as exc:
+        raise StackError(str(exc)) from None
+    secrets = [os.environ.get("CAIRN_API_TOKEN"), os.environ.get("CAIRN_NATS_PASSWORD")]
+    if record := read_stack(_home()):
+        secrets += [record.api_token, *(urlsplit(url).password for url in record.urls().values())]
+    sink = LogFile(cli_log_file(_home()), echo=sys.stderr if verbose else None)
+    configure_logging(sink, secrets=secrets, level=level)
+
+
 @app.command()
 def up(
     ctx: typer.Context,
     quiet: bool = typer.Option(False, "--quiet", help="Print nothing on success."),
+    verbose: Verbose = False,
     api_token: str = typer.Option(
         None,
         envvar="CAIRN_API_TOKEN",
@@ -74,7 +137,10 @@ def up(
     )
     from .stack.errors import StackError
     from .stack.local import start_stack
+    from .stack.log_files import NewLines, log_files, write_lines
+    from .stack.parts import logs_dir
 
+    _log_to_file(verbose)
     for option, env_var, file_option in (
         ("api_token", API_TOKEN_ENV, "--api-token-file"),
         ("nats_password", NATS_PASSWORD_ENV, "--nats-password-file"),
@@ -97,7 +163,14 @@ def up(
         api_token=api_token or None, nats_user=nats_user, nats_password=nats_password
     )
     home = _home()
-    result = start_stack(home, requested)
+    # -v: what the started processes logged too, from their files (they run detached)
+    servers = {key: path for key, path in log_files(home, None).items() if key != "stack"}
+    started = NewLines(servers) if verbose else None
+    try:
+        result = start_stack(home, requested)
+    finally:
+        if started is not None:
+            write_lines(started.read(), sys.stderr, prefix=True, width=len("services"))
     if quiet:
         return
     if not result.started:
@@ -113,6 +186,20 @@ def up(
     _say(f"  nats     {redact_url(record.nats_url)}")
     _say(f"  postgres {redact_url(record.database_url)}")
     _say(f"  api      {record.api_url}\n  store    {record.artifact_store}")
+    _say(f"  logs     {logs_dir(home)} (cairn logs [nats|postgres|services] [-f])")
+    for line in _configured_elsewhere():
+        _say(line)
+
+
+def _configured_elsewhere() -> list[str]:
+    """A note per server variable set here: the SDK in this environment uses it, not the stack."""
+    from cairn.settings import redact_url
+
+    return [
+        f"Note: {variable} is set, so the SDK here uses the {_SERVER_VARIABLES[variable]} at "
+        f"{redact_url(value)}, not this stack's (unset it to use this one)."
+        for variable, value in _configured_servers().items()
+    ]
 
 
 def _port(record: StackRecord, part: Part) -> int | None:
@@ -124,29 +211,36 @@ def _port(record: StackRecord, part: Part) -> int | None:
 
 
 def _say(text: str) -> None:
-    console.print(text, soft_wrap=True)  # no wrapping: paths and URLs stay whole for scripts
+    print(text)  # as it is: paths and URLs stay whole for scripts, a "[x]" in them is text
 
 
 @app.command()
-def down() -> None:
-    """Stop the local stack."""
+def down(verbose: Verbose = False) -> None:
+    """Stop the local stack (only it: servers named by CAIRN_NATS_URL etc. are not Cairn's)."""
     from .stack.local import stop_stack
 
+    _log_to_file(verbose)
     stopped = stop_stack(_home())
     if stopped:
         _say(f"Stopped: {', '.join(part.label for part in stopped)}")
     else:
-        _say("No local stack was running.")
+        _say(f"No local stack was running under {_home()}.")
 
 
 @app.command()
 def status() -> None:
-    """Show whether each part of the local stack is up and where it listens (exit 1 if not all)."""
+    """Whether each server the SDK here uses answers, and where (exit 1 if one does not).
+
+    With CAIRN_NATS_URL or CAIRN_API_URL set, those servers; else the local stack's parts.
+    """
     from cairn.settings import redact_url
 
     from .stack.local import stack_status
     from .stack.parts import Part
 
+    if _configured_servers():
+        _configured_status()
+        return
     found = stack_status(_home())
     if found is None:
         _say(f"No local stack recorded under {_home()}; start one with `cairn up`.")
@@ -164,27 +258,96 @@ def status() -> None:
         raise typer.Exit(1)
 
 
+def _configured_servers() -> dict[str, str]:
+    """The server variables set in this environment, by name."""
+    return {
+        variable: value for variable in _SERVER_VARIABLES if (value := os.environ.get(variable))
+    }
+
+
+def _configured_status() -> None:
+    """``cairn status`` when servers are configured: each one the SDK here uses, and if it answers.
+
+    A server whose variable is unset is the local stack's (NATS, when only CAIRN_API_URL
+    is set) or none at all (the API, when CAIRN_NATS_URL is set without it): said too.
+    """
+    from cairn.settings import reachable, read_stack, redact_url
+
+    from .stack.parts import api_healthy
+
+    configured = _configured_servers()
+    home = _home()
+    record = None if "CAIRN_NATS_URL" in configured else read_stack(home)
+    advice = []
+    for what, variable, local in (
+        ("nats-server", "CAIRN_NATS_URL", record.nats_url if record else None),
+        ("query API", "CAIRN_API_URL", record.api_url if record else None),
+    ):
+        url = configured.get(variable) or local
+        if url is None:
+            missing = (
+                f"none: set {variable}"
+                if "CAIRN_NATS_URL" in configured
+                else f"none: no local stack is recorded under {home}"
+            )
+            _say(f"{what:15} {'-':9} {missing}")
+            advice.append(f"set {variable}" if "CAIRN_NATS_URL" in configured else "`cairn up`")
+            continue
+        if what == "query API":
+            answers = api_healthy(url.rstrip("/"))
+        else:
+            answers = any(reachable(one.strip()) for one in url.split(","))
+        source = variable if variable in configured else f"the local stack under {home}"
+        _say(f"{what:15} {'answers' if answers else 'no answer':9} {redact_url(url)}  ({source})")
+        if not answers:
+            advice.append(
+                f"start the {what} at {redact_url(url)} or correct {variable}"
+                if variable in configured
+                else "`cairn up` restarts the local stack's parts that are down"
+            )
+    store = os.environ.get("CAIRN_ARTIFACT_STORE") or (
+        record.artifact_store if record else str(home / "artifacts")
+    )
+    _say(f"{'artifact store':15} {'':9} {store}")
+    if advice:
+        _say(f"Not every server answers: {'; '.join(dict.fromkeys(advice))}.")
+        raise typer.Exit(1)
+
+
 @app.command()
 def demo() -> None:
     """Run a small training pipeline and show what Cairn recorded."""
     from cairn import Client
 
     from .demo import run_demo
+    from .listing import Column, print_listing
 
     run = run_demo()
-    console.print(f"\nRun [bold]{run.name}[/] ({run.id}): {run.status}")
-    table = Table("step", "status", "output", "artifact name", "version")
-    for step_name, step_run in run.steps.items():
-        for key, version in step_run.outputs.items():
-            table.add_row(step_name, step_run.status, key, version.name, version.version)
-    console.print(table)
+    _say(f"\nRun {run.name} ({run.id}): {run.status}")
+    print_listing(
+        console(),
+        [
+            Column("step"),
+            Column("status"),
+            Column("output"),
+            Column("artifact name", whole=True),
+            Column("version", whole=True),
+        ],
+        [
+            [step_name, step_run.status, key, version.name, version.version]
+            for step_name, step_run in run.steps.items()
+            for key, version in step_run.outputs.items()
+        ],
+        empty="The run stored no artifacts.",
+    )
     stored = Client().get_pipeline_run(run.id)
-    console.print(f"The query API sees the run with {len(stored.steps)} steps.")
-    console.print("Look them up with:")
-    console.print(f"  cairn run describe {run.name}")
-    console.print("  cairn artifact describe demo_model")
-    console.print(
-        "  python -c \"from cairn import Client; print(Client().get_artifact_version('demo_metrics').load())\""
+    _say(f"The query API sees the run with {len(stored.steps)} steps.")
+    _say("Look them up with:")
+    _say(f"  cairn run describe {run.name}")
+    _say("  cairn artifact describe demo_model")
+    _say(
+        '  python -c "from cairn import Client; '
+        "print(Client().get_artifact_version('demo_metrics').load())\""
     )
 
 
@@ -195,30 +358,46 @@ def run_list(
     """Recent pipeline runs, newest first."""
     from cairn import Client
 
-    table = Table("run", "pipeline", "status", "started", "steps")
-    for run in Client().list_pipeline_runs(pipeline_name=pipeline, size=size):
-        table.add_row(
-            run.name, run.pipeline_name, run.status, str(run.started_at), str(len(run.steps))
-        )
-    console.print(table)
+    from .listing import Column, print_listing
+
+    runs = Client().list_pipeline_runs(pipeline_name=pipeline, size=size)
+    print_listing(
+        console(),
+        [
+            Column("run", whole=True),
+            Column("pipeline"),
+            Column("status"),
+            Column("started"),
+            Column("steps"),
+        ],
+        [
+            [run.name, run.pipeline_name, run.status, _when(run.started_at), str(len(run.steps))]
+            for run in runs
+        ],
+        empty=f"No runs of pipeline {pipeline!r} yet." if pipeline else "No pipeline runs yet.",
+    )
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 @run_app.command("describe")
-def run_describe(name_or_id: str) -> None:
+def run_describe(
+    name_id_or_prefix: Annotated[str, typer.Argument(help="A run's name, id or id prefix.")],
+) -> None:
     """A run's steps with their inputs and outputs."""
     from cairn import Client
 
-    run = Client().get_pipeline_run(name_or_id)
-    console.print(
-        f"[bold]{run.name}[/] ({run.id}) pipeline={run.pipeline_name} status={run.status}"
-    )
-    console.print(f"substitutions: {run.config.substitutions}  parameters: {run.config.parameters}")
+    run = Client().get_pipeline_run(name_id_or_prefix)
+    _say(f"{run.name} ({run.id}) pipeline={run.pipeline_name} status={run.status}")
+    _say(f"substitutions: {run.config.substitutions}  parameters: {run.config.parameters}")
     for name, step_run in run.steps.items():
-        console.print(f"  step {name}: {step_run.status}")
+        _say(f"  step {name}: {step_run.status}")
         for key, av in step_run.inputs.items():
-            console.print(f"    in  {key} <- {av.name} v{av.version}")
+            _say(f"    in  {key} <- {av.name} v{av.version}")
         for key, av in step_run.outputs.items():
-            console.print(f"    out {key} -> {av.name} v{av.version} ({av.data_type}) {av.uri}")
+            _say(f"    out {key} -> {av.name} v{av.version} ({av.data_type}) {av.uri}")
 
 
 @artifact_app.command("list")
@@ -226,22 +405,30 @@ def artifact_list() -> None:
     """Artifact names with their latest version."""
     from cairn import Client
 
-    table = Table("name", "latest", "versions")
-    for row in Client().list_artifacts():
-        table.add_row(
-            str(row.get("name")), str(row.get("latest_version")), str(row.get("version_count"))
-        )
-    console.print(table)
+    from .listing import Column, print_listing
+
+    print_listing(
+        console(),
+        [Column("name", whole=True), Column("latest", whole=True), Column("versions")],
+        [
+            [str(row.get("name")), str(row.get("latest_version")), str(row.get("version_count"))]
+            for row in Client().list_artifacts()
+        ],
+        empty="No artifacts yet.",
+    )
 
 
 @artifact_app.command("describe")
 def artifact_describe(
-    name_or_id: str, version: str = typer.Option(None, help="Default: latest.")
+    name_id_or_prefix: Annotated[
+        str, typer.Argument(help="An artifact's name, or an artifact version's id or id prefix.")
+    ],
+    version: str = typer.Option(None, help="Default: latest."),
 ) -> None:
     """One artifact version: where it is stored and what made it."""
     from cairn import Client
 
-    av = Client().get_artifact_version(name_or_id, version)
+    av = Client().get_artifact_version(name_id_or_prefix, version)
     for field in (
         "id",
         "name",
@@ -256,7 +443,84 @@ def artifact_describe(
         "producer_step_run_id",
         "created_at",
     ):
-        console.print(f"{field:22} {getattr(av, field)}")
+        _say(f"{field:22} {getattr(av, field)}")
+
+
+@pipeline_app.command("list")
+def pipeline_list() -> None:
+    """Pipelines with their number of runs and their latest run."""
+    from cairn import Client
+
+    from .listing import Column, print_listing
+
+    print_listing(
+        console(),
+        [
+            Column("pipeline", whole=True),
+            Column("runs"),
+            Column("latest run", whole=True),
+            Column("status"),
+            Column("started"),
+        ],
+        [
+            [
+                p.name,
+                str(p.run_count),
+                p.latest_run_name,
+                p.latest_run_status,
+                _when(p.updated_at),
+            ]
+            for p in Client().list_pipelines()
+        ],
+        empty="No pipelines have run yet.",
+    )
+
+
+@app.command()
+def logs(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="nats, postgres, services (or projector, api: the same process), stack "
+            "(what cairn up/down did); default: all of them.",
+            show_default=False,
+        ),
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing new lines until Ctrl-C.")
+    ] = False,
+    tail: Annotated[
+        int | None,
+        typer.Option("-t", "--tail", min=0, help="Only the last N lines of each log."),
+    ] = None,
+) -> None:
+    """The local stack's logs, from the files under CAIRN_HOME/logs."""
+    from .stack.errors import StackError
+    from .stack.log_files import follow as follow_files
+    from .stack.log_files import last_lines, log_files, write_lines
+    from .stack.parts import logs_dir
+
+    home = _home()
+    files = log_files(home, name)
+    present = {key: path for key, path in files.items() if path.exists()}
+    if not present and not follow:
+        elsewhere = (
+            f" The servers {' and '.join(_configured_servers())} name keep their own logs."
+            if _configured_servers()
+            else ""
+        )
+        raise StackError(
+            f"No {name + ' ' if name else ''}log under {logs_dir(home)}: the local stack has "
+            f"not run under {home} (`cairn up` starts it).{elsewhere}"
+        )
+    prefix = len(files) > 1
+    shown = [(key, line) for key, path in present.items() for line in last_lines(path, tail)]
+    write_lines(shown, sys.stdout, prefix=prefix, width=max(map(len, files)))
+    if follow:
+        try:
+            follow_files(files, sys.stdout, prefix=prefix)
+        except KeyboardInterrupt:
+            return  # Ctrl-C is how following ends: no traceback, exit 0
 
 
 def main() -> None:
@@ -268,7 +532,9 @@ def main() -> None:
     try:
         app()
     except (CairnError, StackError) as exc:
-        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        from rich.markup import escape
+
+        console().print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise SystemExit(1) from None
 
 

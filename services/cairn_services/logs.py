@@ -1,22 +1,71 @@
-"""Logging for the service processes: plain lines, tracebacks without locals, secrets masked.
+"""Logging for the stack's processes: plain lines, tracebacks without locals, secrets masked.
 
 Unconfigured, structlog renders exceptions with rich and ``show_locals``: every
 local of every frame lands in the log, request headers (``Bearer <token>``)
 and connection URLs included. :func:`configure_logging` replaces that, once per
 process, for structlog and for the standard library's loggers (uvicorn's).
+
+The service process logs to its stdout, which ``cairn up`` points at a file under
+``$CAIRN_HOME/logs``; the ``cairn`` command itself logs what it starts and stops
+to a :class:`LogFile` there too, and to the terminal only when asked (``-v``).
+``CAIRN_LOG_LEVEL`` (debug, info, warning) sets how much they write.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
-from typing import Any, TextIO
+from pathlib import Path
+from typing import IO, Any, TextIO, cast
 from urllib.parse import quote
 
 import structlog
 from structlog.typing import Processor, WrappedLogger
 
 MASK = "***"
+LEVEL_ENV = "CAIRN_LOG_LEVEL"
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
+def level_from_env() -> int:
+    """The level ``CAIRN_LOG_LEVEL`` names (info when unset); ValueError naming the choices."""
+    name = os.environ.get(LEVEL_ENV, "info").strip().lower() or "info"
+    if name not in _LEVELS:
+        raise ValueError(
+            f"{LEVEL_ENV}={name!r} is not a log level; use one of {', '.join(_LEVELS)}."
+        )
+    return _LEVELS[name]
+
+
+class LogFile:
+    """A text stream that appends to ``path`` and, given ``echo``, copies each line there.
+
+    The file (0600, in a 0700 directory) is opened on the first line written, so a
+    command that logs nothing leaves nothing behind.
+    """
+
+    def __init__(self, path: Path, echo: TextIO | None = None) -> None:
+        self.path = path
+        self.echo = echo
+        self._file: IO[str] | None = None
+
+    def write(self, text: str) -> int:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.fchmod(fd, 0o600)
+            self._file = os.fdopen(fd, "a", encoding="utf-8")
+        self._file.write(text)
+        if self.echo is not None:
+            self.echo.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+        if self.echo is not None:
+            self.echo.flush()
 
 
 class SecretMask:
@@ -37,8 +86,13 @@ class SecretMask:
         return line
 
 
-def configure_logging(stream: TextIO, secrets: Iterable[str | None] = ()) -> None:
-    """Send structlog and stdlib logging to ``stream`` as uncoloured lines, masking ``secrets``."""
+def configure_logging(
+    stream: TextIO | LogFile, secrets: Iterable[str | None] = (), level: int = logging.INFO
+) -> None:
+    """Send structlog and stdlib logging to ``stream`` as uncoloured lines, masking ``secrets``.
+
+    structlog's lines below ``level`` are dropped.
+    """
     mask = SecretMask(secrets)
     renderer = structlog.dev.ConsoleRenderer(
         colors=False, exception_formatter=structlog.dev.plain_traceback
@@ -50,8 +104,8 @@ def configure_logging(stream: TextIO, secrets: Iterable[str | None] = ()) -> Non
     ]
     structlog.configure(
         processors=[*shared, structlog.processors.StackInfoRenderer(), renderer, mask],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.WriteLoggerFactory(file=cast(TextIO, stream)),  # writes only
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(stream)

@@ -3,7 +3,8 @@
 Run as ``CAIRN_NATS_URL=... CAIRN_DATABASE_URL=... [CAIRN_API_TOKEN=...] python -m
 cairn_services.serve --port ...``; ``cairn up`` starts it detached. The URLs (which
 hold passwords) and the token come from the environment, never the command line,
-which every local user can read. Stops cleanly on SIGTERM/SIGINT.
+which every local user can read; ``CAIRN_LOG_LEVEL=debug`` adds a line per committed
+batch. Stops cleanly on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from .api import create_app, serve_api
-from .logs import configure_logging
+from .logs import configure_logging, level_from_env
 from .projector import Projector
 
 log = structlog.get_logger(__name__)
@@ -66,7 +67,11 @@ def main() -> None:
     nats_url, database_url = os.environ["CAIRN_NATS_URL"], os.environ["CAIRN_DATABASE_URL"]
     token = os.environ.get("CAIRN_API_TOKEN") or None
     passwords = [urlsplit(url).password for url in nats_url.split(",") + [database_url]]
-    configure_logging(sys.stdout, secrets=[token, *passwords])
+    try:
+        level = level_from_env()
+    except ValueError as exc:
+        parser.error(str(exc))
+    configure_logging(sys.stdout, secrets=[token, *passwords], level=level)
     try:
         asyncio.run(serve(nats_url, database_url, args.host, args.port, token))
     except Exception:

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from .terminal import console
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 spool_app = typer.Typer(
     help="Events waiting for NATS, and events NATS refused.", no_args_is_help=True
 )
-console = Console()
 
 
 class _Name(msgspec.Struct):
@@ -54,12 +53,13 @@ def _dirs() -> tuple[Path, Quarantine]:
 def status() -> None:
     """Spool files (of running processes and orphaned) and quarantined events."""
     from cairn.spool import spool_files
+    from rich.table import Table
 
     spool_dir, quarantine = _dirs()
     files = spool_files(spool_dir)
     records = quarantine.records()
     if not files and not records:
-        console.print(f"Nothing waits under {spool_dir}: every event was sent.")
+        console().print(f"Nothing waits under {spool_dir}: every event was sent.")
         return
     if files:
         table = Table("spool file", "events", "state", title=f"Spooled under {spool_dir}")
@@ -70,14 +70,14 @@ def status() -> None:
                 else "held by a running process, which sends it when NATS is back"
             )
             table.add_row(f.path.name, str(f.entries), state)
-        console.print(table)
+        console().print(table)
     if records:
         table = Table("event id", "type", "for", "refused because", "when", title="Quarantined")
         for r in records:
             when = r.quarantined_at.strftime("%Y-%m-%d %H:%M:%S")
             table.add_row(r.event_id, r.event_type, _where(r.entry), r.reason, when)
-        console.print(table)
-        console.print(
+        console().print(table)
+        console().print(
             "Retry them with `cairn spool retry [EVENT_ID...]` once the cause is fixed, "
             "or drop them with `cairn spool discard EVENT_ID... | --all`."
         )
@@ -97,11 +97,11 @@ def retry(
     wanted = set(event_ids) if event_ids else None
     records = [r for r in quarantine.records() if wanted is None or r.event_id in wanted]
     if wanted and (unknown := wanted - {r.event_id for r in records}):
-        console.print(f"[red]error:[/] not quarantined: {', '.join(sorted(unknown))}")
+        console().print(f"[red]error:[/] not quarantined: {', '.join(sorted(unknown))}")
         raise typer.Exit(2)
     orphaned = sum(f.entries for f in spool_files(spool_dir) if f.orphaned)
     if not records and not orphaned:
-        console.print("Nothing to retry: no quarantined events and no orphaned spools.")
+        console().print("Nothing to retry: no quarantined events and no orphaned spools.")
         return
     if records:  # into a spool first, out of quarantine after: a crash between leaves a copy
         write_orphan(spool_dir, [r.entry for r in records])
@@ -112,11 +112,11 @@ def retry(
     again = publisher.refused
     waiting = publisher.spooled
     sent = len(records) + orphaned - again - waiting
-    console.print(f"Sent {sent} of {len(records) + orphaned} events.")
+    console().print(f"Sent {sent} of {len(records) + orphaned} events.")
     if again:
-        console.print(f"[yellow]{again} were refused again[/]; `cairn spool status` says why.")
+        console().print(f"[yellow]{again} were refused again[/]; `cairn spool status` says why.")
     if waiting:
-        console.print(f"{waiting} still wait for NATS in {publisher.spool.path}.")
+        console().print(f"{waiting} still wait for NATS in {publisher.spool.path}.")
     if again or waiting:
         raise typer.Exit(1)
 
@@ -137,22 +137,22 @@ def discard(
 
     spool_dir, quarantine = _dirs()
     if not event_ids and not all_ and not orphans:
-        console.print(
+        console().print(
             "[red]error:[/] name the events to drop (`cairn spool status` lists them), "
             "or give --all (every quarantined event) or --orphans (orphaned spools)."
         )
         raise typer.Exit(2)
     if event_ids and all_:
-        console.print("[red]error:[/] give event ids or --all, not both.")
+        console().print("[red]error:[/] give event ids or --all, not both.")
         raise typer.Exit(2)
     records = quarantine.records()
     chosen = [r for r in records if all_ or r.event_id in set(event_ids or ())]
     if event_ids and (unknown := set(event_ids) - {r.event_id for r in chosen}):
-        console.print(f"[red]error:[/] not quarantined: {', '.join(sorted(unknown))}")
+        console().print(f"[red]error:[/] not quarantined: {', '.join(sorted(unknown))}")
         raise typer.Exit(2)
     orphaned = sum(f.entries for f in spool_files(spool_dir) if f.orphaned) if orphans else 0
     if not chosen and not orphaned:
-        console.print("Nothing to discard.")
+        console().print("Nothing to discard.")
         return
     what = f"{len(chosen)} quarantined event(s)" + (
         f" and {orphaned} orphaned spooled event(s)" if orphaned else ""
@@ -161,4 +161,4 @@ def discard(
         raise typer.Exit(1)
     removed = quarantine.remove({r.event_id for r in chosen}) if chosen else []
     dropped = discard_orphans(spool_dir) if orphans else 0
-    console.print(f"Dropped {len(removed)} quarantined and {dropped} orphaned spooled event(s).")
+    console().print(f"Dropped {len(removed)} quarantined and {dropped} orphaned spooled event(s).")

@@ -210,7 +210,7 @@ class Projector:
             dead = await self._writer.commit(batch)
             self._checkpoint = batch.last_seq
             self._pulse()
-            log.info(
+            log.debug(  # a line per batch is noise at info: the log would grow with the stream
                 "projector.batch_committed",
                 projector=self.name,
                 first_seq=batch.first_seq,

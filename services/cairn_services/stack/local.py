@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -27,7 +28,7 @@ from .errors import StackError
 from .lock import stack_lock
 from .managed import ManagedServer
 from .nats_server import NatsServer
-from .parts import Part, PartState, data_dir, part_states, process_runs
+from .parts import Part, PartState, data_dir, log_file, logs_dir, part_states, process_runs
 from .pg_binaries import server_user
 from .ports import free_port, port_free, terminate_pid
 from .postgres_server import PostgresServer
@@ -96,12 +97,12 @@ def prepare_home(home: Path) -> None:
         os.chmod(home, 0o710)
     else:
         os.chmod(home, 0o700)
-    logs = home / "logs"
+    logs = logs_dir(home)
     logs.mkdir(exist_ok=True, mode=0o700)
     os.chmod(logs, 0o700)
-    for log_file in logs.iterdir():  # left wider by an earlier version, maybe
-        if log_file.is_file() and log_file.stat().st_mode & 0o077:
-            os.chmod(log_file, 0o600)
+    for path in logs.iterdir():  # left wider by an earlier version, maybe
+        if path.is_file() and path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
 
 
 def _bring_up(
@@ -111,7 +112,6 @@ def _bring_up(
     credentials: StackCredentials,
 ) -> StackUp:
     """Start every part that is not up (all of them without a record); record where they are."""
-    logs = home / "logs"
     urls = {part: state.url for part, state in states.items()}
     pids = dict(record.pids) if record else {}
     launched: list[ManagedServer] = []
@@ -126,7 +126,7 @@ def _bring_up(
             nats = NatsServer(
                 data_dir(home, Part.NATS),
                 port=_preferred_port(states.get(Part.NATS)),
-                log_file=logs / "nats.log",
+                log_file=log_file(home, Part.NATS),
                 user=credentials.nats_user,
                 password=credentials.nats_password,
                 detach=True,
@@ -139,7 +139,7 @@ def _bring_up(
             postgres = PostgresServer(
                 data_dir(home, Part.POSTGRES),
                 port=_preferred_port(states.get(Part.POSTGRES)),
-                log_file=logs / "postgres.log",
+                log_file=log_file(home, Part.POSTGRES),
                 detach=True,
             )
             launched.append(postgres.start())
@@ -158,7 +158,7 @@ def _bring_up(
                 database_url=urls[Part.POSTGRES],
                 api_port=api_port,
                 api_token=credentials.api_token,
-                log_file=logs / "services.log",
+                log_file=log_file(home, Part.SERVICES),
             )
             started.append(Part.SERVICES)
     except BaseException:
@@ -230,11 +230,12 @@ def stop_stack(home: Path, *, lock_timeout: float = LOCK_TIMEOUT) -> list[Part]:
         record = read_stack(home)
         if record is None:
             return []
-        stopped = [
-            part
-            for part in (Part.SERVICES, Part.POSTGRES, Part.NATS)
-            if _end_process(home, record, part)
-        ]
+        # the services first, so they do not see the servers go; then both servers at once
+        stopped = [Part.SERVICES] if _end_process(home, record, Part.SERVICES) else []
+        servers = (Part.POSTGRES, Part.NATS)
+        with ThreadPoolExecutor(len(servers)) as pool:
+            ended = list(pool.map(lambda part: _end_process(home, record, part), servers))
+        stopped += [part for part, gone in zip(servers, ended, strict=True) if gone]
         stack_file(home).unlink(missing_ok=True)
     return stopped
 

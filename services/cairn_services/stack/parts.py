@@ -6,7 +6,6 @@ import enum
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import msgspec
 from cairn.settings import PART_TITLES, StackRecord, reachable
 
@@ -45,11 +44,23 @@ def data_dir(home: Path, part: Part) -> Path:
     return home / part.value
 
 
+def logs_dir(home: Path) -> Path:
+    """Where the stack's processes (and ``cairn up``/``down`` themselves) write their logs."""
+    return home / "logs"
+
+
+def log_file(home: Path, part: Part) -> Path:
+    """The file a part's process writes its output to."""
+    return logs_dir(home) / f"{part.value}.log"
+
+
 def part_url(record: StackRecord, part: Part) -> str:
     return record.urls()[part.value]
 
 
 def api_healthy(api_url: str, timeout: float = 1.0) -> bool:
+    import httpx  # here, not at the top: `cairn down` never asks, and httpx takes a while to import
+
     try:
         return httpx.get(f"{api_url}/health", timeout=timeout).status_code == 200
     except httpx.HTTPError:
