@@ -39,15 +39,18 @@ async def find_run(conn: Any, name_id_or_prefix: str) -> dict[str, Any]:
     if run is not None:
         return run
     prefix = None if whole_id else queries.id_prefix(text)
-    if prefix is not None:
-        total, matches = await queries.find_runs_by_id_prefix(conn, prefix, limit=MAX_LISTED)
-        if total == 1:
-            found = await queries.get_run(conn, matches[0]["id"])
-            assert found is not None
-            return found
-        if total > 1:
-            listed = [f"{m['name']} ({m['id']})" for m in matches]
-            raise AmbiguousError(_ambiguous("pipeline runs", text, total, listed))
+    if prefix is not None and (
+        found := await _one_by_prefix(
+            conn,
+            text,
+            prefix,
+            queries.find_runs_by_id_prefix,
+            queries.get_run,
+            "pipeline runs",
+            lambda m: f"{m['name']} ({m['id']})",
+        )
+    ):
+        return found
     latest = await queries.list_runs(conn, limit=MAX_LISTED, include_steps=False)
     known = f"latest runs: {listing(r['name'] for r in latest)}" if latest else "no runs yet"
     if whole_id:
@@ -75,17 +78,18 @@ async def find_artifact_version(
     if version is not None and await queries.get_latest_artifact_version(conn, text):
         raise NotFoundError(await no_such_version(conn, text, version))
     prefix = None if whole_id else queries.id_prefix(text)
-    if prefix is not None:
-        total, matches = await queries.find_artifact_versions_by_id_prefix(
-            conn, prefix, limit=MAX_LISTED
+    if prefix is not None and (
+        found := await _one_by_prefix(
+            conn,
+            text,
+            prefix,
+            queries.find_artifact_versions_by_id_prefix,
+            queries.get_artifact_version,
+            "artifact versions",
+            lambda m: f"{m['name']} version {m['version']} ({m['id']})",
         )
-        if total == 1:
-            found = await queries.get_artifact_version(conn, matches[0]["id"])
-            assert found is not None
-            return found
-        if total > 1:
-            listed = [f"{m['name']} version {m['version']} ({m['id']})" for m in matches]
-            raise AmbiguousError(_ambiguous("artifact versions", text, total, listed))
+    ):
+        return found
     if whole_id:
         raise NotFoundError(
             f"No artifact version has id '{text}', nor is an artifact named so; check the id "
@@ -168,6 +172,24 @@ def _derived_ids_starting_with(
     prefix: str, names: list[str], derive_id: Callable[[str], str]
 ) -> list[tuple[str, str]]:
     return sorted((i, name) for name in names if (i := derive_id(name)).startswith(prefix))
+
+
+async def _one_by_prefix(
+    conn: Any,
+    text: str,
+    prefix: str,
+    find: Callable[..., Awaitable[tuple[int, list[dict[str, Any]]]]],
+    get: Callable[[Any, str], Awaitable[dict[str, Any] | None]],
+    what: str,
+    label: Callable[[dict[str, Any]], str],
+) -> dict[str, Any] | None:
+    """The one entity whose id starts with ``prefix``; None if none; AmbiguousError if several."""
+    total, matches = await find(conn, prefix, limit=MAX_LISTED)
+    if total > 1:
+        raise AmbiguousError(_ambiguous(what, text, total, [label(m) for m in matches]))
+    if total == 0:
+        return None
+    return await get(conn, matches[0]["id"])
 
 
 def _ambiguous(plural: str, prefix: str, total: int, listed: list[str]) -> str:
