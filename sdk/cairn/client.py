@@ -157,9 +157,20 @@ class Client:
         prefix. As in ZenML, ``version`` is ignored when an id or id prefix matched.
         ``name_or_id=`` is the older keyword for ``name_id_or_prefix``.
         """
-        wanted = _one_of("get_artifact_version", name_id_or_prefix, name_or_id)
-        params = {"name_id_or_prefix": str(wanted), "version": _version(version)}
-        return self._get("/artifact-versions", ArtifactVersion, params)
+        wanted = str(_one_of("get_artifact_version", name_id_or_prefix, name_or_id))
+        params = {"name_id_or_prefix": wanted, "version": _version(version)}
+        found: ArtifactVersion = self._get("/artifact-versions", ArtifactVersion, params)
+        if version is not None and found.name != wanted:  # matched by its id or an id prefix
+            import warnings
+
+            warnings.warn(
+                f"get_artifact_version({wanted!r}, version={version!r}): {wanted!r} is (the start "
+                f"of) the id of version {found.version} of {found.name!r}, so version= was "
+                "ignored, as ZenML ignores it; pass the artifact's name to choose a version.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return found
 
     def list_artifact_versions(
         self,

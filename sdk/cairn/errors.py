@@ -11,6 +11,10 @@ class StepDefinitionError(CairnError):
     """A step or pipeline is declared in a way Cairn cannot run."""
 
 
+class CallError(StepDefinitionError, TypeError):
+    """A step or pipeline was called with arguments its function does not take."""
+
+
 class ParameterError(CairnError, TypeError):
     """A step or pipeline parameter cannot be recorded (not JSON) or does not fit its annotation."""
 

@@ -255,18 +255,23 @@ def _walk_own_body(definition: ast.AST) -> list[ast.AST]:
     return found
 
 
+#: The highest version number an output may ask for. Far below what versions can be
+#: numbered up to (ArtifactMaterialized.MAX_NUMBER, a Postgres bigint), so a name given
+#: a high number by hand still has room for unnumbered versions after it.
+MAX_REQUESTED_NUMBER = 2**31 - 1
+
+
 def requested_version(version: object, name: str) -> str | None:
     """The explicit version asked for an output named ``name``, checked; None for numbered.
 
     As in ZenML, a number (``44`` or ``"44"``) claims that version number and other text
     is a label. A number has one spelling, so one version: text that reads as a number
     written otherwise (``"044"``, ``" 44"``, ``"+44"``) is refused rather than guessed
-    at, as are numbers below 1 or above the highest Cairn stores, and values that are
+    at, as are numbers below 1 or above MAX_REQUESTED_NUMBER, and values that are
     neither a str nor an int (``True``, ``44.0``).
     """
     from cairn_events import (  # lazy: import cairn stays light
         MAX_LABEL_BYTES,
-        ArtifactMaterialized,
         is_numeric_version,
         label_problem,
     )
@@ -298,7 +303,7 @@ def requested_version(version: object, name: str) -> str | None:
                 "version out to get the next number."
             )
         return text
-    if not 1 <= number <= ArtifactMaterialized.MAX_NUMBER:
+    if not 1 <= number <= MAX_REQUESTED_NUMBER:
         seen = (  # a huge int is not printable: Python limits int-to-str conversion
             shown(version)
             if isinstance(version, str)
@@ -307,7 +312,7 @@ def requested_version(version: object, name: str) -> str | None:
             else "a huge number"
         )
         raise ArtifactVersionError(
-            f"{given} {seen}; version numbers run from 1 to {ArtifactMaterialized.MAX_NUMBER}. "
+            f"{given} {seen}; version numbers you choose run from 1 to {MAX_REQUESTED_NUMBER}. "
             f"Use {choices}."
         )
     if isinstance(version, str) and not is_numeric_version(version):

@@ -11,6 +11,8 @@ from .naming import shown
 from .validation import (
     ArgumentType,
     argument_types,
+    bind_call,
+    check_configured,
     refuse_artifact_version,
     resolved_hints,
     unresolvable_annotations,
@@ -31,6 +33,7 @@ class Pipeline:
         enable_cache: bool | None = None,
         substitutions: dict[str, str] | None = None,
         run_name: str | None = None,
+        parameters: dict[str, Any] | None = None,
     ) -> None:
         if not callable(func):
             raise StepDefinitionError(f"@pipeline decorates functions, not {type(func).__name__}")
@@ -45,6 +48,10 @@ class Pipeline:
         self.enable_cache = enable_cache
         self.substitutions = dict(substitutions or {})
         self.run_name = run_name
+        #: Arguments set by with_options(parameters=...): used where a call leaves them out.
+        self.configured_parameters = check_configured(
+            f"Pipeline '{self.name}'", inspect.signature(func), parameters
+        )
         self.__doc__ = func.__doc__
         self.__wrapped__ = func
         self._types: dict[str, ArgumentType] | None = None  # resolved on the first call
@@ -56,14 +63,17 @@ class Pipeline:
         enable_cache: bool | None = None,
         substitutions: dict[str, str] | None = None,
         run_name: str | None = None,
+        parameters: dict[str, Any] | None = None,
     ) -> Pipeline:
-        """A copy of this pipeline with some options changed; substitutions are merged over ours."""
+        """A copy of this pipeline with some options changed; substitutions and parameters
+        are merged over ours."""
         return Pipeline(
             self.func,
             name=name or self.name,
             enable_cache=self.enable_cache if enable_cache is None else enable_cache,
             substitutions={**self.substitutions, **(substitutions or {})},
             run_name=run_name or self.run_name,
+            parameters={**self.configured_parameters, **(parameters or {})},
         )
 
     def parameters(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -73,10 +83,9 @@ class Pipeline:
         and the pipeline function receives them coerced: ``"5"`` for an ``int`` becomes ``5``.
         """
         signature = inspect.signature(self.func)
-        try:
-            bound = signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise StepDefinitionError(f"Pipeline '{self.name}' was called wrongly: {exc}") from None
+        bound = bind_call(
+            f"Pipeline '{self.name}'", signature, args, kwargs, self.configured_parameters
+        )
         types = self._argument_types(signature)
         for name, value in bound.arguments.items():
             if name not in types:

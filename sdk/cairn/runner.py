@@ -387,7 +387,9 @@ def _recordable(text: str, limit: int) -> str:
 
 
 def _say(line: str) -> None:
-    sys.stdout.write(line + "\n")
+    """Print a progress line; a closed or broken stdout (``| head``) must not stop the run."""
+    with contextlib.suppress(OSError, ValueError):  # BrokenPipeError, or a closed file
+        sys.stdout.write(line + "\n")
 
 
 def run_pipeline(pipeline: Pipeline, parameters: dict[str, Any]) -> PipelineRun:

@@ -14,6 +14,8 @@ from .naming import OutputSpec, parse_outputs
 from .validation import (
     ArgumentType,
     argument_types,
+    bind_call,
+    check_configured,
     json_parameters,
     refuse_artifact_version,
     resolved_hints,
@@ -40,6 +42,7 @@ class Step:
         enable_cache: bool | None = None,
         substitutions: dict[str, str] | None = None,
         output_materializers: Any = None,
+        parameters: dict[str, Any] | None = None,
     ) -> None:
         if not callable(func):
             raise StepDefinitionError(f"@step decorates functions, not {type(func).__name__}")
@@ -48,6 +51,10 @@ class Step:
         self.name = name or func.__name__
         self.signature = inspect.signature(func)
         _check_signature(self.name, self.signature)
+        #: Arguments set by with_options(parameters=...): used where a call leaves them out.
+        self.configured_parameters = check_configured(
+            f"Step '{self.name}'", self.signature, parameters
+        )
         self._outputs: list[OutputSpec] | None = None
         self._arguments: dict[str, ArgumentType] = {}
         self._annotations: dict[str, Any] = {}
@@ -108,14 +115,17 @@ class Step:
         enable_cache: bool | None = None,
         substitutions: dict[str, str] | None = None,
         output_materializers: Any = None,
+        parameters: dict[str, Any] | None = None,
     ) -> Step:
-        """A copy of this step with some options changed; substitutions are merged over ours."""
+        """A copy of this step with some options changed; substitutions and parameters are
+        merged over ours."""
         return Step(
             self.func,
             name=name or self.name,
             enable_cache=self.enable_cache if enable_cache is None else enable_cache,
             substitutions={**self.substitutions, **(substitutions or {})},
             output_materializers=self._materializers_with(output_materializers),
+            parameters={**self.configured_parameters, **(parameters or {})},
         )
 
     def _materializers_with(self, given: Any) -> Any:
@@ -156,10 +166,9 @@ class Step:
 
         Outside: run the function on the arguments, validated and coerced as in a run.
         """
-        try:
-            bound = self.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise StepDefinitionError(f"Step '{self.name}' was called wrongly: {exc}") from None
+        bound = bind_call(
+            f"Step '{self.name}'", self.signature, args, kwargs, self.configured_parameters
+        )
         composition = current_composition()
         if composition is None:
             self._ensure_declared()  # annotations that never resolve fail here as in a pipeline

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import math
 import sys
 from datetime import date, time, timedelta
 from pathlib import PurePath
@@ -17,7 +18,7 @@ from uuid import UUID
 
 import msgspec
 
-from .errors import ParameterError, StepDefinitionError, StepTypeError
+from .errors import CallError, ParameterError, StepDefinitionError, StepTypeError
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
 _JSON_SCALAR_TYPES = frozenset(_JSON_SCALARS)
@@ -49,6 +50,88 @@ def unresolvable_annotations(owner: str, exc: BaseException) -> StepDefinitionEr
         "`from __future__ import annotations` they are evaluated later, in the module's "
         "namespace: use module-level names in them (not a function's locals)."
     )
+
+
+def bind_call(
+    owner: str,
+    signature: inspect.Signature,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    configured: dict[str, Any] | None = None,
+) -> inspect.BoundArguments:
+    """``args`` and ``kwargs`` bound to ``signature``; CallError naming what does not fit.
+
+    ``owner`` is "Step 'x'" or "Pipeline 'p'". ``configured`` (from
+    ``with_options(parameters=...)``) fills the arguments the call leaves out. A keyword
+    the function does not take is named with the arguments it does take (a typo is the
+    usual cause).
+    """
+    takes = ", ".join(map(repr, signature.parameters)) or "none"
+    try:
+        bound = (
+            signature.bind_partial(*args, **kwargs)
+            if configured
+            else signature.bind(*args, **kwargs)
+        )
+    except TypeError as exc:
+        unexpected = [key for key in kwargs if key not in signature.parameters]
+        if unexpected and not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+            raise CallError(
+                f"{owner} was called with {', '.join(map(repr, unexpected))}, which it does not "
+                f"take; its arguments are {takes}"
+            ) from None
+        raise CallError(f"{owner} was called wrongly: {exc}; its arguments are {takes}") from None
+    if configured:
+        _apply_configured(owner, bound, configured)
+        missing = [
+            p.name
+            for p in signature.parameters.values()
+            if p.name not in bound.arguments
+            and p.default is p.empty
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        if missing:
+            raise CallError(
+                f"{owner} was called wrongly: missing a required argument: {missing[0]!r}; "
+                f"its arguments are {takes}"
+            )
+    return bound
+
+
+def check_configured(
+    owner: str, signature: inspect.Signature, parameters: dict[str, Any] | None
+) -> dict[str, Any]:
+    """``with_options(parameters=...)`` checked against the function; a copy of it.
+
+    StepDefinitionError naming a key the function does not take, and the ones it does.
+    """
+    configured = dict(parameters or {})
+    unknown = [key for key in configured if key not in signature.parameters]
+    if unknown:
+        takes = ", ".join(map(repr, signature.parameters)) or "none"
+        raise StepDefinitionError(
+            f"{owner} is configured with parameters {', '.join(map(repr, unknown))}, which its "
+            f"function does not take; its arguments are {takes}"
+        )
+    return configured
+
+
+def _apply_configured(
+    owner: str, bound: inspect.BoundArguments, configured: dict[str, Any]
+) -> None:
+    """Fill arguments the call left out from ``configured``; CallError when both give one.
+
+    As in ZenML, a parameter set both in the call and in the configuration must agree.
+    """
+    for key, value in configured.items():
+        if key not in bound.arguments:
+            bound.arguments[key] = value
+        elif bound.arguments[key] is not value and bound.arguments[key] != value:
+            raise CallError(
+                f"{owner} is called with {key}={bound.arguments[key]!r} but configured with "
+                f"parameters={{{key!r}: {value!r}}}; set it in one place (the call, or "
+                "with_options(parameters=...))"
+            )
 
 
 class ArgumentType:
@@ -124,6 +207,12 @@ def json_parameter(value: Any, *, name: str, owner: str) -> Any:
                 "record; remove it, or pass the value as an artifact (return it from a step)."
             )
         return value
+    if kind is float and not math.isfinite(value):
+        raise ParameterError(
+            f"Parameter '{name}' of {owner} is {value}, which JSON cannot hold, so the run "
+            "could not record what the step received; pass it as a string (e.g. 'nan') and "
+            "convert it in the step, or pass the value as an artifact (return it from a step)."
+        )
     if kind in _JSON_SCALAR_TYPES:
         return value
     if isinstance(value, (list, tuple)):
@@ -137,7 +226,7 @@ def json_parameter(value: Any, *, name: str, owner: str) -> Any:
                 )
             if not isinstance(key, str):
                 raise ParameterError(
-                    f"Parameter '{name}' of {owner} is a dict with a {type(key).__name__} key "
+                    f"Parameter '{name}' of {owner} is a dict with {_a(type(key).__name__)} key "
                     f"({key!r}); parameters must be JSON, so dict keys must be strings"
                 )
         return {k: json_parameter(v, name=name, owner=owner) for k, v in value.items()}
@@ -164,14 +253,14 @@ def json_parameter(value: Any, *, name: str, owner: str) -> Any:
             dumped = value.model_dump(mode="json")
         except (PydanticSerializationError, ValueError, TypeError) as exc:
             raise ParameterError(
-                f"Parameter '{name}' of {owner} is a {_type_name(value)} model that pydantic "
+                f"Parameter '{name}' of {owner} is {_a(_type_name(value))} model that pydantic "
                 f"cannot turn into JSON ({exc}); pass it as an artifact: return it from a step "
                 "and hand that output on."
             ) from None
         return json_parameter(dumped, name=name, owner=owner)
     refuse_artifact_version(value, name=name, owner=owner)
     raise ParameterError(
-        f"Parameter '{name}' of {owner} is a {_type_name(value)}, which is not JSON-serializable; "
+        f"Parameter '{name}' of {owner} is {_a(_type_name(value))}, which is not JSON-serializable; "
         "parameters must be numbers, strings, booleans, None, lists/dicts of them, or pydantic "
         "models, enums, UUIDs, datetimes, paths or dataclasses of such values. "
         "Pass other objects as artifacts: return them from a step and hand that output on."
@@ -241,6 +330,11 @@ def _build_validator(annotation: Any) -> Any:
 
 def _type_name(value: Any) -> str:
     return type(value).__qualname__
+
+
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article: "an int", "a str"."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def _first_error(exc: Any) -> str:

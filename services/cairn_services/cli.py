@@ -365,7 +365,7 @@ def run_list(
         console(),
         [
             Column("run", whole=True),
-            Column("pipeline"),
+            Column("pipeline", whole=True),  # a name to copy into get_pipeline / --pipeline
             Column("status"),
             Column("started"),
             Column("steps"),

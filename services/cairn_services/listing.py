@@ -79,12 +79,24 @@ def _fitted_widths(
 def _print_blocks(
     console: Console, columns: Sequence[Column], rows: Sequence[Sequence[str]]
 ) -> None:
-    """One block per row: its whole values first, each on its own line, then the others."""
+    """One block per row: its whole values first, each on its own line, then the others.
+
+    The first line starts at the margin and the rest of the block is indented under it.
+    """
     for row in rows:
-        for column, value in zip(columns, row, strict=True):
-            if column.whole:
-                line = f"{column.header}: {value}"
-                console.print(line, soft_wrap=True, markup=False, emoji=False, highlight=False)
+        whole = [
+            f"{column.header}: {value}"
+            for column, value in zip(columns, row, strict=True)
+            if column.whole
+        ]
+        for i, line in enumerate(whole):
+            console.print(
+                line if i == 0 else "  " + line,
+                soft_wrap=True,
+                markup=False,
+                emoji=False,
+                highlight=False,
+            )
         rest = [
             f"{column.header}: {value}"
             for column, value in zip(columns, row, strict=True)

@@ -335,7 +335,9 @@ async def test_runs_by_id_then_name_then_id_prefix(stack: Stack) -> None:
         f"No pipeline run is named '{tag}-1' or has an id starting with '{tag}-1'; latest runs:"
     )
     error = await stack.get(f"/runs/{tag[:3]}", ErrorBody, 404)  # too short to be a prefix
-    assert error.message.startswith(f"No pipeline run with name or id '{tag[:3]}';")
+    assert error.message.startswith(
+        f"No pipeline run with name or id '{tag[:3]}' (an id prefix needs at least 4 characters);"
+    )
 
 
 async def test_artifact_versions_by_id_then_name_then_id_prefix(stack: Stack) -> None:

@@ -84,7 +84,7 @@ def test_lists_keep_names_whole_at_80_columns(cairn_stack: object, uid: str) -> 
     # too wide for a table: a block per artifact, its name and latest version each on a line
     lines = artifacts.stdout.splitlines()
     at = lines.index(f"name: {long_name}")
-    assert lines[at + 1] == "latest: 2", lines[at : at + 3]
+    assert lines[at + 1] == "  latest: 2", lines[at : at + 3]
 
     runs = cairn("run", "list", "--pipeline", f"listing_pipeline_{uid}", env=env)
     assert runs.returncode == 0, runs.stdout + runs.stderr
@@ -92,6 +92,20 @@ def test_lists_keep_names_whole_at_80_columns(cairn_stack: object, uid: str) -> 
         assert _lines_holding(run.name, runs.stdout), f"{run.name!r} was cut:\n{runs.stdout}"
     # what is not a name may wrap, but the table stays within the terminal
     assert all(len(line) <= 80 for line in runs.stdout.splitlines()), runs.stdout
+
+    # a pipeline name too is a name to copy (get_pipeline, --pipeline): never cut
+    long_pipeline = f"pipeline_with_a_rather_long_name_{uid}_" + "y" * 60
+
+    @pipeline(name=long_pipeline)
+    def long_named() -> None:
+        make()
+
+    long_run = long_named()
+    runs = cairn("run", "list", "--pipeline", long_pipeline, env=env)
+    assert runs.returncode == 0, runs.stdout + runs.stderr
+    lines = runs.stdout.splitlines()
+    assert f"run: {long_run.name}" in lines, runs.stdout
+    assert f"  pipeline: {long_pipeline}" in lines, runs.stdout
 
     pipelines = cairn("pipeline", "list", env=env)
     assert pipelines.returncode == 0, pipelines.stdout + pipelines.stderr

@@ -76,6 +76,10 @@ def test_get_pipeline_run_takes_an_id_a_name_or_an_id_prefix(uid: str) -> None:
         client.get_pipeline_run(unknown)
     with pytest.raises(TypeError, match="get_pipeline_run\\(\\) takes one name or id"):
         client.get_pipeline_run(first, name_or_id=first)
+    with pytest.raises(NotFoundError, match="an id prefix needs at least 4 characters"):
+        client.get_pipeline_run(first[:3])
+    with pytest.raises(NotFoundError, match="an id prefix needs at least 4 characters"):
+        client.get_artifact_version(first[:3])
 
 
 def test_get_artifact_version_takes_zenml_keywords_ids_and_prefixes(uid: str) -> None:
@@ -86,7 +90,8 @@ def test_get_artifact_version_takes_zenml_keywords_ids_and_prefixes(uid: str) ->
     assert (latest.version, one.version, latest.load(), one.load()) == ("2", "1", 2, 1)
     assert client.get_artifact_version(name_or_id=f"parity_av_{uid}", version="1") == one
     assert client.get_artifact_version(one.id) == one
-    assert client.get_artifact_version(uuid.UUID(one.id), version=2) == one  # an id wins
+    with pytest.warns(UserWarning, match="so version= was ignored, as ZenML ignores it"):
+        assert client.get_artifact_version(uuid.UUID(one.id), version=2) == one  # an id wins
     assert client.load_artifact(name_id_or_prefix=one.id) == 1
 
     shared = common_prefix(one.id, latest.id)

@@ -334,3 +334,33 @@ def test_annotations_that_never_resolve_fail_before_anything_is_recorded(uid: st
     with pytest.raises(StepDefinitionError, match="annotations of step 'lost' cannot be resolved"):
         p()
     assert recorded_runs(f"lost_{uid}") == []
+
+
+def test_a_broken_stdout_does_not_leave_the_run_running(uid: str, tmp_path: Path) -> None:
+    """`python pipeline.py | head -1`: the progress lines fail, the run still finishes."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "piped.py"
+    script.write_text(
+        "from cairn import pipeline, step\n"
+        "@step\ndef s() -> int:\n    return 1\n"
+        "@step\ndef t(x: int) -> int:\n    return x + 1\n"
+        f"@pipeline(name='piped_{uid}')\ndef p():\n    t(s())\n"
+        "p()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.readline()  # as `head -1` does: one line, then the pipe is gone
+    child.stdout.close()
+    child.wait(timeout=120)
+    child.stderr.close()
+    (run,) = recorded_runs(f"piped_{uid}")
+    assert run.status == "completed", run.status
+    assert run.steps["t"].output.load() == 2

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cairn import StepDefinitionError, step
+from cairn import CallError, StepDefinitionError, step
 from cairn.composition import Composition, OutputHandle, composing, end_composing
 
 
@@ -68,3 +68,13 @@ def test_duplicate_explicit_id_is_an_error() -> None:
 def test_wrong_arguments_name_the_step() -> None:
     with pytest.raises(StepDefinitionError, match="Step 'use' was called wrongly"):
         compose(lambda: use(1, 2))
+    with pytest.raises(TypeError, match="Step 'use' was called wrongly"):  # as Python would
+        compose(lambda: use(1, 2))
+
+
+def test_a_mistyped_keyword_is_named_with_the_arguments_the_step_takes() -> None:
+    with pytest.raises(CallError) as wrong:
+        compose(lambda: use(xx=1))  # type: ignore[call-arg]
+    assert str(wrong.value) == (
+        "Step 'use' was called with 'xx', which it does not take; its arguments are 'x'"
+    )

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from cairn import ArtifactConfig, ArtifactVersionError
 from cairn.claims import _next
-from cairn.naming import requested_version
+from cairn.naming import MAX_REQUESTED_NUMBER, requested_version
 from cairn_events import ArtifactMaterialized, is_numeric_version
 from cairn_projections import WRITE_COLUMNS, FoldError, fold_artifact_materialized
 
@@ -36,8 +36,8 @@ def version(number: str, numeric_count: int) -> ArtifactMaterialized:
         (44, "44"),
         ("44", "44"),
         (1, "1"),
-        (HIGHEST, str(HIGHEST)),
-        (str(HIGHEST), str(HIGHEST)),
+        (MAX_REQUESTED_NUMBER, str(MAX_REQUESTED_NUMBER)),
+        (str(MAX_REQUESTED_NUMBER), str(MAX_REQUESTED_NUMBER)),
         ("golden", "golden"),
         ("v44", "v44"),
         ("1.0", "1.0"),  # not a number to int() either: a label, as in ZenML
@@ -58,14 +58,21 @@ def test_numbers_and_labels_are_taken_in_one_spelling(given: Any, taken: str | N
         ("+44", "'+44', which reads as the number 44"),
         ("4_4", "'4_4', which reads as the number 44"),
         ("\u0664\u0664", "which reads as the number 44"),  # Arabic-Indic digits: int() reads them
-        (0, "version 0; version numbers run from 1 to 9223372036854775807"),
-        ("0", "version '0'; version numbers run from 1"),
-        ("00", "version '00'; version numbers run from 1"),
-        (-3, "version -3; version numbers run from 1"),
-        ("-3", "version '-3'; version numbers run from 1"),
-        (HIGHEST + 1, f"version {HIGHEST + 1}; version numbers run from 1 to {HIGHEST}"),
-        (str(HIGHEST + 1), f"version '{HIGHEST + 1}'; version numbers run from 1"),
-        pytest.param(10**5000, "version a huge number; version numbers run", id="10**5000"),
+        (0, "version 0; version numbers you choose run from 1 to 2147483647"),
+        ("0", "version '0'; version numbers you choose run from 1"),
+        ("00", "version '00'; version numbers you choose run from 1"),
+        (-3, "version -3; version numbers you choose run from 1"),
+        ("-3", "version '-3'; version numbers you choose run from 1"),
+        (
+            MAX_REQUESTED_NUMBER + 1,
+            f"version {MAX_REQUESTED_NUMBER + 1}; version numbers you choose run from 1 to "
+            f"{MAX_REQUESTED_NUMBER}",
+        ),
+        (HIGHEST, f"version {HIGHEST}; version numbers you choose run from 1"),
+        (str(HIGHEST + 1), f"version '{HIGHEST + 1}'; version numbers you choose run from 1"),
+        pytest.param(
+            10**5000, "version a huge number; version numbers you choose run", id="10**5000"
+        ),
         (True, "version True, a bool, which is neither a number nor a label"),
         (False, "version False, a bool"),
         (44.0, "version 44.0, a float, which is neither a number nor a label"),

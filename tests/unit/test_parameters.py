@@ -15,7 +15,16 @@ from typing import Any, Optional
 
 import pydantic
 import pytest
-from cairn import ArtifactVersion, ParameterError, StepTypeError, pipeline, step, validation
+from cairn import (
+    ArtifactVersion,
+    CallError,
+    ParameterError,
+    StepDefinitionError,
+    StepTypeError,
+    pipeline,
+    step,
+    validation,
+)
 from cairn.composition import Composition, composing, end_composing
 from cairn.validation import ArgumentType, json_parameter
 
@@ -165,12 +174,12 @@ def test_a_non_json_object_says_to_pass_it_as_an_artifact() -> None:
     with pytest.raises(ParameterError) as info:
         compose(lambda: anything(object(), 1))
     message = str(info.value)
-    assert "Parameter 'value' of step 'anything' is a object" in message
+    assert "Parameter 'value' of step 'anything' is an object" in message
     assert "return them from a step and hand that output on" in message
 
 
 def test_a_dataclass_holding_a_non_json_value_is_refused() -> None:
-    with pytest.raises(ParameterError, match="Parameter 'value' of step 'anything' is a object"):
+    with pytest.raises(ParameterError, match="Parameter 'value' of step 'anything' is an object"):
         compose(lambda: anything(Window(start=1, labels=[object()]), 1))  # type: ignore[list-item]
 
 
@@ -255,3 +264,73 @@ def test_import_cairn_and_exact_values_do_not_import_pydantic() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+@step
+def takes_float(x: float) -> float:
+    return x
+
+
+@pytest.mark.parametrize("given", ["nan", float("nan"), float("inf"), "-inf"])
+def test_nan_and_infinities_are_refused_not_recorded_as_null(given: Any) -> None:
+    """JSON has no NaN: recording one as null would differ from what the step receives."""
+    with pytest.raises(ParameterError) as refused:
+        compose(lambda: takes_float(given))  # "nan" becomes float("nan") first
+    assert "Parameter 'x' of step 'takes_float' is" in str(refused.value)
+    assert "which JSON cannot hold" in str(refused.value)
+    assert "pass it as a string" in str(refused.value)
+    if isinstance(given, float):  # unannotated: no coercion, the float itself is refused
+        with pytest.raises(ParameterError, match="which JSON cannot hold"):
+            compose(lambda: anything(given, 1))
+    else:  # a string stays a string where nothing asks for a float
+        compose(lambda: anything(given, 1))
+
+
+# --- with_options(parameters=...) ---------------------------------------------------------------
+
+
+def test_configured_parameters_fill_what_the_call_leaves_out() -> None:
+    configured = train.with_options(parameters={"epochs": "3"})
+    composition = compose(lambda: configured())
+    (invocation,) = composition.order()
+    assert invocation.parameters == {"epochs": 3}  # coerced and recorded like a call's own
+    assert configured(lr=0.5) == 3  # outside a pipeline too
+    assert configured.with_options(parameters={"lr": 0.2}).configured_parameters == {
+        "epochs": "3",
+        "lr": 0.2,
+    }
+
+
+def test_a_parameter_given_in_the_call_and_the_configuration_must_agree() -> None:
+    configured = train.with_options(parameters={"epochs": 3})
+    compose(lambda: configured(epochs=3))  # the same value: fine
+    with pytest.raises(CallError) as conflict:
+        compose(lambda: configured(epochs=4))
+    assert str(conflict.value) == (
+        "Step 'train' is called with epochs=4 but configured with parameters={'epochs': 3}; "
+        "set it in one place (the call, or with_options(parameters=...))"
+    )
+
+
+def test_configuring_a_parameter_the_function_does_not_take_is_refused() -> None:
+    with pytest.raises(StepDefinitionError) as unknown:
+        train.with_options(parameters={"epoch": 3})
+    assert str(unknown.value) == (
+        "Step 'train' is configured with parameters 'epoch', which its function does not take; "
+        "its arguments are 'epochs', 'lr', 'note'"
+    )
+
+
+def test_pipelines_take_configured_parameters_too() -> None:
+    @pipeline(name="configured_p")
+    def p(n: int, m: int = 1) -> None:
+        pass
+
+    configured = p.with_options(parameters={"n": "2"})
+    assert configured.parameters((), {}) == {"n": 2, "m": 1}
+    with pytest.raises(CallError, match=r"called with n=5 but configured with parameters=\{'n'"):
+        configured.parameters((), {"n": 5})
+    with pytest.raises(CallError, match="missing a required argument: 'n'"):
+        p.parameters((), {})
+    with pytest.raises(StepDefinitionError, match="Pipeline 'configured_p' is configured with"):
+        p.with_options(parameters={"k": 1})

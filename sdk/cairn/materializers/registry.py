@@ -166,7 +166,7 @@ def import_qualified(dotted: str) -> Any:
                 raise MaterializerNotFoundError(
                     f"module {module_name!r} has no {'.'.join(parts[split:])!r}, so "
                     f"{dotted!r} cannot be imported; check the spelling, and whether the class "
-                    "was renamed or moved (since the artifact was saved, when loading one)."
+                    "was renamed or moved."
                 ) from None
         return found
     raise MaterializerNotFoundError(

@@ -59,7 +59,7 @@ async def find_run(conn: Any, name_id_or_prefix: str) -> dict[str, Any]:
         raise NotFoundError(
             f"No pipeline run is named '{text}' or has an id starting with '{text}'; {known}"
         )
-    raise NotFoundError(f"No pipeline run with name or id '{text}'; {known}")
+    raise NotFoundError(f"No pipeline run with name or id '{text}'{_too_short(text)}; {known}")
 
 
 async def find_artifact_version(
@@ -95,7 +95,7 @@ async def find_artifact_version(
             f"No artifact version has id '{text}', nor is an artifact named so; check the id "
             "(an artifact's own id is not a version's: use get_artifact for it)"
         )
-    also = f" and no artifact version id starts with '{text}'" if prefix else ""
+    also = f" and no artifact version id starts with '{text}'" if prefix else _too_short(text)
     raise NotFoundError(await no_such_name(conn, text, also=also))
 
 
@@ -157,7 +157,7 @@ async def _find_named(conn: Any, text: str, kind: _Named) -> dict[str, Any]:
             raise AmbiguousError(_ambiguous(kind.plural, text, len(matches), listed))
     if whole_id:
         raise NotFoundError(f"No {kind.singular} has id '{text}', nor is one named so")
-    also = f" and no {kind.singular} id starts with '{text}'" if prefix else ""
+    also = f" and no {kind.singular} id starts with '{text}'" if prefix else _too_short(text)
     raise NotFoundError(await _no_such(conn, text, kind, also))
 
 
@@ -172,6 +172,14 @@ def _derived_ids_starting_with(
     prefix: str, names: list[str], derive_id: Callable[[str], str]
 ) -> list[tuple[str, str]]:
     return sorted((i, name) for name in names if (i := derive_id(name)).startswith(prefix))
+
+
+def _too_short(text: str) -> str:
+    """What to add to a miss when ``text`` could be an id prefix but is too short for one."""
+    hexish = text and all(c in "0123456789abcdefABCDEF-" for c in text)
+    if hexish and len(text) < queries.MIN_ID_PREFIX:
+        return f" (an id prefix needs at least {queries.MIN_ID_PREFIX} characters)"
+    return ""
 
 
 async def _one_by_prefix(
