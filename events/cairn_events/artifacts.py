@@ -20,6 +20,11 @@ class ArtifactMaterialized(Event, frozen=True, kw_only=True, tag="artifact.mater
     44 exists) leaves it at 44. A numbered version never exceeds its
     ``numeric_count``. It is carried on every version so the latest event of a name
     is enough to claim the next.
+
+    ``claim_order`` is the version's place among all of its name's versions in the
+    order they were claimed (1 for the first; labels and explicit numbers count too),
+    so "latest" is the newest claim, as in ZenML, on every replay. Events from before
+    it was recorded carry 0.
     """
 
     #: The highest version number a version may have (see MAX_VERSION_NUMBER).
@@ -29,6 +34,7 @@ class ArtifactMaterialized(Event, frozen=True, kw_only=True, tag="artifact.mater
     name: str
     version: str
     numeric_count: int
+    claim_order: int = 0
     uri: str
     artifact_type: str
     data_type: str

@@ -102,6 +102,7 @@ WRITE_COLUMNS: dict[Write, tuple[str, ...]] = {
         "producer_step_run_id",
         "output_name",
         "visualizations",
+        "claim_order",
     ),
 }
 
@@ -133,6 +134,7 @@ COLUMN_TYPES: dict[str, str] = {
     "version": "text",
     "numeric_version": "bigint",
     "numeric_count": "bigint",
+    "claim_order": "bigint",
     "uri": "text",
     "type": "text",
     "data_type": "text",

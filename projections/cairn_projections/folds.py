@@ -132,10 +132,11 @@ def fold_artifact_materialized(event: ArtifactMaterialized) -> list[RowChange]:
             f"{event.name!r} exceeds its numeric_count {event.numeric_count}, which "
             f"is the highest version number of the name including this one"
         )
-    if not 0 <= event.size <= _BIGINT_MAX or not 0 <= event.numeric_count <= _BIGINT_MAX:
+    counts = (event.size, event.numeric_count, event.claim_order)
+    if not all(0 <= count <= _BIGINT_MAX for count in counts):
         raise FoldError(
-            f"artifact.materialized {event.event_id}: size {event.size} or numeric_count "
-            f"{event.numeric_count} out of range"
+            f"artifact.materialized {event.event_id}: size {event.size}, numeric_count "
+            f"{event.numeric_count} or claim_order {event.claim_order} out of range"
         )
     row = (
         event.artifact_version_id,
@@ -155,6 +156,7 @@ def fold_artifact_materialized(event: ArtifactMaterialized) -> list[RowChange]:
         event.producer_step_run_id,
         event.output_name,
         event.visualizations,
+        event.claim_order,
     )
     return [RowChange(Write.ARTIFACT_VERSION, row)]
 

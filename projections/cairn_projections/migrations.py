@@ -131,6 +131,17 @@ CREATE TABLE dead_letters (
 );
 """,
     ),
+    Migration(
+        2,
+        "latest is the newest claim",
+        """
+ALTER TABLE artifact_versions ADD COLUMN claim_order bigint NOT NULL DEFAULT 0;
+DROP INDEX artifact_versions_latest;
+-- "latest" = the newest claim (older rows: 0, then the highest number): one index probe.
+CREATE INDEX artifact_versions_latest ON artifact_versions
+    (name, claim_order DESC, numeric_version DESC NULLS LAST, created_at DESC, id DESC);
+""",
+    ),
 ]
 
 

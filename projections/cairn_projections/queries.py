@@ -39,7 +39,10 @@ _AV_COLUMNS = (
     "visualizations",
 )
 _AV_SELECT = ", ".join(f"av.{c}" for c in _AV_COLUMNS)
-_LATEST_ORDER = "av.numeric_version DESC NULLS LAST, av.created_at DESC, av.id DESC"
+# the newest claim (as in ZenML); versions recorded before claim_order: the highest number
+_LATEST_ORDER = (
+    "av.claim_order DESC, av.numeric_version DESC NULLS LAST, av.created_at DESC, av.id DESC"
+)
 _RUN_SELECT = """
 SELECT id, COALESCE(name, id) AS name, COALESCE(pipeline_name, '') AS pipeline_name, status,
        parameters, substitutions, enable_cache, started_at, finished_at, duration_s,
@@ -154,7 +157,7 @@ async def get_artifact_version_by_name(
 
 
 async def get_latest_artifact_version(conn: Queryable, name: str) -> dict[str, Any] | None:
-    """The highest numbered version of ``name``, else its newest; one index probe."""
+    """The newest claimed version of ``name`` (as in ZenML); one index probe."""
     row = await conn.fetchrow(
         f"SELECT {_AV_SELECT} FROM artifact_versions av WHERE av.name = $1 "
         f"ORDER BY {_LATEST_ORDER} LIMIT 1",
@@ -169,7 +172,7 @@ async def list_artifact_versions(
     """The versions of ``name`` oldest first (empty if there is no such name)."""
     rows = await conn.fetch(
         f"SELECT {_AV_SELECT} FROM artifact_versions av WHERE av.name = $1 "
-        "ORDER BY av.created_at, av.id LIMIT $2 OFFSET $3",
+        "ORDER BY av.claim_order, av.created_at, av.id LIMIT $2 OFFSET $3",
         name,
         limit,
         offset,

@@ -49,7 +49,8 @@ class VersionClaims:
     def __init__(self, ack_timeout: float) -> None:
         self.ack_timeout = ack_timeout
         self._locks: dict[str, asyncio.Lock] = {}
-        self._last: dict[str, tuple[int, int]] = {}  # name -> (stream seq, numeric count)
+        # name -> (stream seq, numeric count, claim order) of its newest version
+        self._last: dict[str, tuple[int, int, int]] = {}
 
     def forget(self) -> None:
         """Re-read every name on its next claim (the stream may have moved meanwhile)."""
@@ -74,7 +75,7 @@ class VersionClaims:
                     last, mine = await self._read_last(js, template)
                     if mine is not None:
                         return mine
-                last_seq, count = last
+                last_seq, count, order = last
                 if requested is not None:
                     try:
                         held = await js.get_last_msg(
@@ -91,7 +92,9 @@ class VersionClaims:
                             f"it out to get the next number ({count + 1})."
                         )
                 version, count = _next(name, requested, count)
-                event = msgspec.structs.replace(template, version=version, numeric_count=count)
+                event = msgspec.structs.replace(
+                    template, version=version, numeric_count=count, claim_order=order + 1
+                )
                 headers = {
                     Header.MSG_ID: event.event_id,
                     Header.EXPECTED_LAST_SUBJECT_SEQUENCE: str(last_seq),
@@ -111,22 +114,22 @@ class VersionClaims:
                     continue
                 if ack.duplicate:  # an earlier attempt of ours was stored: take its version
                     event = decode((await js.get_msg(STREAM, seq=ack.seq)).data)
-                self._last[name] = (ack.seq, event.numeric_count)
+                self._last[name] = (ack.seq, event.numeric_count, event.claim_order)
                 return Claimed(event, ack.seq)
 
     async def _read_last(
         self, js: Any, template: ArtifactMaterialized
-    ) -> tuple[tuple[int, int], Claimed | None]:
-        """The newest version of the name (seq, count), and it if it is ours already."""
+    ) -> tuple[tuple[int, int, int], Claimed | None]:
+        """The newest version of the name (seq, count, order), and it if it is ours already."""
         from nats.js.errors import NotFoundError
 
         try:
             msg = await js.get_last_msg(STREAM, artifact_versions_filter(template.name))
         except NotFoundError:
-            return (0, 0), None
+            return (0, 0, 0), None
         latest: ArtifactMaterialized = decode(msg.data)
         mine = Claimed(latest, msg.seq) if latest.event_id == template.event_id else None
-        return (msg.seq, latest.numeric_count), mine
+        return (msg.seq, latest.numeric_count, latest.claim_order), mine
 
 
 def _next(name: str, requested: str | None, highest: int) -> tuple[str, int]:

@@ -107,8 +107,8 @@ class Artifact(msgspec.Struct, kw_only=True):
     """A named artifact with every version stored under its name.
 
     Artifacts are names in the events: ``id`` is derived from the name (the same on every
-    replay). ``versions`` is keyed by version, oldest first; ``latest`` is the highest
-    numbered version, else the newest.
+    replay). ``versions`` is keyed by version, oldest first; ``latest`` is the newest
+    claimed version, as in ZenML.
     """
 
     id: str

@@ -57,6 +57,23 @@ def test_explicit_44_then_unnumbered_gives_45_and_44_again_is_refused(uid: str) 
     assert client.get_artifact_version(name).version == "47"
 
 
+def test_latest_is_the_newest_claim_as_in_zenml(uid: str) -> None:
+    """A label or a lower number claimed after a higher number is "latest" (ZenML: newest)."""
+    name = f"latest_{uid}"
+    client = Client()
+    assert run_with_version(name, 44, 1) == "44"
+    assert run_with_version(name, "golden", 2) == "golden"
+    assert client.get_artifact_version(name).version == "golden"
+    assert client.get_artifact(name).latest.version == "golden"
+    assert run_with_version(name, 10, 3) == "10"
+    assert client.get_artifact_version(name).load() == 3
+    assert run_with_version(name, None, 4) == "45"
+    assert client.get_artifact_version(name, "latest").version == "45"
+    row = next(a for a in client.list_artifacts() if a["name"] == name)
+    assert row["latest"]["version"] == "45"
+    assert [v.version for v in client.list_artifact_versions(name)] == ["44", "golden", "10", "45"]
+
+
 def test_a_first_explicit_number_starts_the_count_there(uid: str) -> None:
     name = f"first_{uid}"
     assert run_with_version(name, "7", 1) == "7"

@@ -100,7 +100,7 @@ async def find_artifact_version(
 
 
 async def version_named(conn: Any, name: str, version: str) -> dict[str, Any] | None:
-    """``version`` of artifact ``name`` (``"latest"``: the highest numbered, else newest)."""
+    """``version`` of artifact ``name`` (``"latest"``: the newest claim)."""
     if version == "latest":
         return await queries.get_latest_artifact_version(conn, name)
     return await queries.get_artifact_version_by_name(conn, name, version)
