@@ -141,12 +141,8 @@ class Step:
         from .materializers.selection import OutputMaterializers
 
         resolved = OutputMaterializers.resolve(self.name, given)
-        if resolved.by_output:
-            try:
-                keys = [spec.key for spec in self.outputs]
-            except StepDefinitionError:  # e.g. forward references: checked when composed
-                return resolved
-            resolved.check_outputs(self.name, keys)
+        if self._outputs is not None:  # else (forward references) checked when composed
+            resolved.check_outputs(self.name, [spec.key for spec in self._outputs])
         return resolved
 
     def check_output_materializers(self) -> None:
@@ -156,10 +152,7 @@ class Step:
 
     def materializer_for_output(self, key: str) -> tuple[type, ...]:
         """The materializer classes given for output ``key`` (or for all outputs); () if none."""
-        if self._materializers is None:
-            return ()
-        given: tuple[type, ...] = self._materializers.given_for(key)
-        return given
+        return () if self._materializers is None else self._materializers.given_for(key)
 
     def __call__(self, *args: Any, id: str | None = None, after: Any = None, **kwargs: Any) -> Any:
         """Inside a pipeline: add an invocation and return handles to its future outputs.

@@ -33,12 +33,12 @@ def train(
 ) -> Annotated[np.ndarray, ArtifactConfig(name="demo_model", is_model_artifact=True)]:
     """Least-squares weights (with intercept) for the target."""
     features = np.c_[train[["age", "income", "score"]].to_numpy(), np.ones(len(train))]
-    weights, *_ = np.linalg.lstsq(features, train["target"].to_numpy(), rcond=None)
+    weights: np.ndarray = np.linalg.lstsq(features, train["target"].to_numpy(), rcond=None)[0]
     return weights
 
 
 @step
-def evaluate(model: np.ndarray, test: pd.DataFrame) -> Annotated[dict, "demo_metrics"]:
+def evaluate(model: np.ndarray, test: pd.DataFrame) -> Annotated[dict[str, float], "demo_metrics"]:
     """Mean squared error and R² on the held-out rows."""
     features = np.c_[test[["age", "income", "score"]].to_numpy(), np.ones(len(test))]
     error = features @ model - test["target"].to_numpy()

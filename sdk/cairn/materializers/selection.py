@@ -113,7 +113,11 @@ def select_materializer(
 def materializers_for_outputs(
     step: Step, specs: list[OutputSpec], values: list[Any]
 ) -> list[tuple[type[BaseMaterializer], bool]]:
-    """(materializer, given by the step) for each output; one error naming every output refused."""
+    """(materializer, given by the step) for each output; one error naming every output refused.
+
+    Checks the step's output_materializers keys again (composing checked them already)
+    for callers that store outputs of a step they did not compose.
+    """
     step.check_output_materializers()
     chosen: list[tuple[type[BaseMaterializer], bool]] = []
     refused: list[str] = []

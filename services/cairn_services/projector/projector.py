@@ -168,7 +168,7 @@ class Projector:
                 msgs = await self._feed.take(self._max_wait_s)
                 if not msgs:
                     if committing is not None and committing.done():
-                        committing, done = None, committing
+                        done, committing = committing, None
                         await done  # raises what the commit raised
                     continue
                 batch = await self._fold(msgs, folded)
