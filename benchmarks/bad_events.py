@@ -37,8 +37,8 @@ import msgspec
 import nats
 import structlog
 from _servers import bench_nats, bench_postgres
+from cairn.stream_setup import ensure_dead_letter_stream, ensure_stream
 from cairn_projections import quote_ident
-from cairn_services.projector import ensure_streams
 from ingest import Message, realistic_events, start_projector, wait_checkpoint
 from nats.js.errors import NotFoundError
 
@@ -60,7 +60,11 @@ class Scenario:
 def with_clashes(clean: list[Message], bad: int, seed: int = 7) -> list[Message]:
     """``clean`` with ``bad`` clashing versions inserted, each after the version it copies."""
     rng = random.Random(seed)
-    versions = [i for i, m in enumerate(clean) if m.subject.startswith("cairn.artifact.")]
+    versions = [
+        i
+        for i, m in enumerate(clean)
+        if m.subject.startswith(ev.DEFAULT_STREAM.subject(f"{ev.Family.ARTIFACT}."))
+    ]
     # originals spread evenly over the stream, so most batches hold at most one clash
     originals = [versions[(2 * j + 1) * len(versions) // (2 * bad)] for j in range(bad)]
     inserts: dict[int, list[Message]] = {}
@@ -83,14 +87,15 @@ async def refill_stream(nats_url: str, messages: list[Message]) -> int:
     nc = await nats.connect(nats_url)
     js = nc.jetstream(publish_async_max_pending=8000)
     with contextlib.suppress(NotFoundError):
-        await js.delete_stream(ev.STREAM)
-    await ensure_streams(js)
+        await js.delete_stream(ev.DEFAULT_STREAM.name)
+    await ensure_stream(js, ev.DEFAULT_STREAM, fast_ingest=False)
+    await ensure_dead_letter_stream(js, ev.DEFAULT_STREAM)
     futures = [
         await js.publish_async(m.subject, m.data, headers={ev.Header.MSG_ID.value: m.msg_id})
         for m in messages
     ]
     await asyncio.gather(*futures)
-    last = int((await js.stream_info(ev.STREAM)).state.last_seq)
+    last = int((await js.stream_info(ev.DEFAULT_STREAM.name)).state.last_seq)
     await nc.close()
     if last != len(messages):
         raise RuntimeError(f"the stream holds {last} events, expected {len(messages)}")

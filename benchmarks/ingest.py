@@ -37,8 +37,9 @@ import nats
 import structlog
 from _servers import bench_nats, bench_postgres
 from cairn.publishing import EventPublisher
+from cairn.stream_setup import ensure_dead_letter_stream, ensure_stream
 from cairn_projections import quote_ident
-from cairn_services.projector import Projector, ensure_streams
+from cairn_services.projector import Projector
 from nats.js.api import StorageType, StreamConfig
 
 TARGET_EVENTS_S = 20_000
@@ -241,7 +242,7 @@ async def wait_checkpoint(
 
 async def stream_last_seq(nats_url: str) -> int:
     nc = await nats.connect(nats_url)
-    info = await nc.jetstream().stream_info(ev.STREAM)
+    info = await nc.jetstream().stream_info(ev.DEFAULT_STREAM.name)
     await nc.close()
     return int(info.state.last_seq)
 
@@ -249,7 +250,8 @@ async def stream_last_seq(nats_url: str) -> int:
 async def prepare_streams(nats_url: str) -> None:
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    await ensure_streams(js)
+    await ensure_stream(js, ev.DEFAULT_STREAM, fast_ingest=False)
+    await ensure_dead_letter_stream(js, ev.DEFAULT_STREAM)
     raw = StreamConfig(
         name="BENCH_RAW", subjects=["bench-raw.>"], storage=StorageType.FILE, duplicate_window=120.0
     )

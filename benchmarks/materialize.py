@@ -2,7 +2,7 @@
 
 For an int, a str and a 1000x10 DataFrame, prints mean (and median) microseconds to
   - save it with its materializer into a fresh artifact uri (lookup included),
-  - save + digest (what the step runner does per output),
+  - save + digest (what the step executor does per output),
   - pickle.dump it into a fresh file (the baseline).
 Everything is written to a temporary directory (on the filesystem of --dir). The ratio is
 mean save+digest over mean pickle.dump.
@@ -40,7 +40,7 @@ def timings_us(operation: Callable[[int], None], iterations: int) -> tuple[float
 
 def bench(label: str, value: Any, iterations: int, workdir: str) -> list[tuple[float, float]]:
     store = LocalArtifactStore(os.path.join(workdir, f"store-{label}"))
-    # Version ids come from the step runner, so they are made outside the timed region.
+    # Version ids come from the step executor, so they are made outside the timed region.
     ids = iter([str(uuid.uuid4()) for _ in range(2 * (iterations + 50))])
     data_type = type(value)
 

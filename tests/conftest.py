@@ -5,16 +5,22 @@ Set CAIRN_TEST_NATS_URL / CAIRN_TEST_DATABASE_URL to use servers you run yoursel
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
 import asyncpg
+import nats
 import pytest
+from cairn.stream_setup import ensure_dead_letter_stream, ensure_stream
+from cairn_events import EventStream
 from cairn_services.stack.in_thread import ServicesThread
 from cairn_services.stack.nats_server import NatsServer
 from cairn_services.stack.postgres_server import PostgresServer
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +68,38 @@ async def fresh_database(database_url: str) -> AsyncIterator[str]:
     await _admin_execute(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+async def stream(nats_url: str) -> AsyncIterator[EventStream]:
+    """An event stream of this test's own, with its dead-letter stream; both deleted after.
+
+    A projector or API test reads only what it published, not every earlier test's events.
+    """
+    own = EventStream.named(f"T_{uuid.uuid4().hex[:12]}")
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, own, fast_ingest=False)
+        await ensure_dead_letter_stream(js, own)
+    finally:
+        await nc.close()
+    yield own
+    nc = await nats.connect(nats_url)  # the test's connections may be gone (a server restart)
+    try:
+        for name in (own.name, own.dead_letter_name):
+            with contextlib.suppress(NotFoundError):
+                await nc.jetstream().delete_stream(name)
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+async def js(nats_url: str, stream: EventStream) -> AsyncIterator[JetStreamContext]:
+    """JetStream on the session's server, for publishing to the test's ``stream``."""
+    nc = await nats.connect(nats_url)
+    yield nc.jetstream()
+    await nc.close()
+
+
 async def _admin_execute(dsn: str, sql: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
@@ -103,3 +141,21 @@ def cairn_stack(
 def uid() -> str:
     """A short unique token to keep artifact names of one test apart from the others'."""
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(params=[True, False], ids=["batches", "one-by-one"])
+def publish_batches(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[bool]:
+    """Run a test twice: publishing in fast-ingest batches, and one event at a time.
+
+    Sets ``CAIRN_PUBLISH_BATCHES`` (the SDK's tracker and subprocesses read it); tests
+    that build their own EventPublisher pass ``fast_ingest=`` this fixture's value.
+    """
+    from cairn.publishing import BATCHES_VARIABLE
+    from cairn.tracking import reset_tracker
+
+    monkeypatch.setenv(BATCHES_VARIABLE, "1" if request.param else "0")
+    reset_tracker()  # the next tracker reads the variable
+    yield request.param
+    reset_tracker()

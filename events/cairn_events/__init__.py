@@ -6,94 +6,85 @@ are projections of them. Depends on msgspec only.
 
 from __future__ import annotations
 
-from typing import TypeAlias
-
+from ._catalogue import EVENT_TYPES, AnyEvent, codec, decode, encode, subject_of
 from ._codec import EventCodec, EventDecodeError, Upcaster
 from ._envelope import Event, Producer, new_id, this_producer, utcnow
 from ._labels import MAX_LABEL_BYTES, label_problem
-from ._routing import subject_of
+from ._protocol import Header, JetStreamError, NatsStatus
+from ._states import SUCCEEDED, RunOutcome, RunStatus, StepStatus
 from ._subjects import (
-    DEAD_LETTER_STREAM,
-    DEAD_LETTER_SUBJECTS,
+    DEFAULT_STREAM,
     DUPLICATE_WINDOW_S,
     FAST_INGEST_SINCE,
     MAX_SUBJECT_BYTES,
+    MAX_VERSION_NUMBER,
     NATS_SERVER_REQUIRED,
-    STREAM,
-    STREAM_SUBJECTS,
-    Header,
-    JetStreamError,
-    artifact_name_prefix,
-    artifact_version_subject,
-    artifact_versions_filter,
-    dead_letter_subject,
+    EventStream,
+    Family,
+    artifact_version_path,
+    artifact_versions_path,
+    cache_path,
     is_numeric_version,
-    run_subject,
-    step_subject,
+    metadata_path,
+    model_version_path,
+    prune_path,
+    run_path,
+    step_path,
+    tag_path,
     token,
     untoken,
 )
-from .artifacts import ArtifactMaterialized
-from .runs import RunFinished, RunOutcome, RunStarted
+from .artifacts import ArtifactMaterialized, ArtifactVersionRecord
+from .runs import RunFinished, RunStarted
 from .steps import StepFailed, StepFinished, StepStarted
 
-AnyEvent: TypeAlias = (
-    RunStarted | RunFinished | StepStarted | StepFinished | StepFailed | ArtifactMaterialized
-)
-
-EVENT_TYPES: tuple[type[Event], ...] = (
-    RunStarted,
-    RunFinished,
-    StepStarted,
-    StepFinished,
-    StepFailed,
-    ArtifactMaterialized,
-)
-
-#: The codec for the whole catalogue; upcasters for old shapes register on it.
-codec = EventCodec(EVENT_TYPES)
-encode = codec.encode
-decode = codec.decode
-
 __all__ = [
-    "DEAD_LETTER_STREAM",
-    "DEAD_LETTER_SUBJECTS",
+    "DEFAULT_STREAM",
     "DUPLICATE_WINDOW_S",
+    "EVENT_TYPES",
     "FAST_INGEST_SINCE",
     "MAX_LABEL_BYTES",
     "MAX_SUBJECT_BYTES",
+    "MAX_VERSION_NUMBER",
     "NATS_SERVER_REQUIRED",
-    "EVENT_TYPES",
-    "STREAM",
-    "STREAM_SUBJECTS",
+    "SUCCEEDED",
     "AnyEvent",
     "ArtifactMaterialized",
+    "ArtifactVersionRecord",
     "Event",
     "EventCodec",
     "EventDecodeError",
+    "EventStream",
+    "Family",
     "Header",
     "JetStreamError",
+    "NatsStatus",
     "Producer",
     "RunFinished",
     "RunOutcome",
     "RunStarted",
+    "RunStatus",
     "StepFailed",
     "StepFinished",
     "StepStarted",
+    "StepStatus",
     "Upcaster",
-    "artifact_name_prefix",
-    "artifact_version_subject",
-    "artifact_versions_filter",
+    "artifact_version_path",
+    "artifact_versions_path",
+    "cache_path",
     "codec",
-    "dead_letter_subject",
     "decode",
     "encode",
     "is_numeric_version",
     "label_problem",
+    "metadata_path",
+    "model_version_path",
     "new_id",
-    "run_subject",
-    "step_subject",
+    "prune_path",
+    "run_path",
+    "step_path",
     "subject_of",
+    "tag_path",
     "this_producer",
     "token",
     "untoken",

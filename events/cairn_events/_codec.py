@@ -8,13 +8,14 @@ upgraded by the registered upcasters before conversion.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
 from ._envelope import Event
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+E = TypeVar("E", bound=Event)
 
 
 class EventDecodeError(ValueError):
@@ -26,8 +27,8 @@ class _Head(msgspec.Struct):
     schema: int = 1
 
 
-class EventCodec:
-    """Encodes events to JSON bytes and decodes them back, upgrading old shapes.
+class EventCodec(Generic[E]):
+    """Encodes events to JSON bytes and decodes them back (as ``E``), upgrading old shapes.
 
     ``upcasters`` maps ``(tag, schema)`` to a function turning a raw event of
     that schema into the raw shape of ``schema + 1``.
@@ -54,17 +55,17 @@ class EventCodec:
     def encode(self, event: Event) -> bytes:
         return self._encoder.encode(event)
 
-    def decode(self, data: bytes) -> Any:
+    def decode(self, data: bytes) -> E:
         """The event in ``data`` at its current shape; raises EventDecodeError otherwise."""
         try:  # fast path: one typed pass for an event at its current schema
             event = self._decoder.decode(data)
         except (msgspec.ValidationError, msgspec.DecodeError):
             return self._decode_carefully(data)
         if event.schema == self._current_by_type[type(event)]:
-            return event
+            return event  # type: ignore[no-any-return]
         return self._decode_carefully(data)
 
-    def _decode_carefully(self, data: bytes) -> Any:
+    def _decode_carefully(self, data: bytes) -> E:
         """Read type and schema first: upgrade old shapes, explain what cannot be read."""
         try:
             head = self._head.decode(data)
@@ -75,7 +76,7 @@ class EventCodec:
             raise EventDecodeError(f"unknown event type {head.type!r}")
         try:
             if head.schema == current:
-                return self._decoder.decode(data)
+                return self._decoder.decode(data)  # type: ignore[no-any-return]
             if head.schema > current:
                 raise EventDecodeError(
                     f"{head.type} schema {head.schema} is newer than this reader's "
@@ -90,7 +91,7 @@ class EventCodec:
                     )
                 raw = step(raw)
                 raw["schema"] = schema + 1
-            return msgspec.convert(raw, self._union)
+            return msgspec.convert(raw, self._union)  # type: ignore[no-any-return]
         except msgspec.ValidationError as exc:
             raise EventDecodeError(f"invalid {head.type} event: {exc}") from None
         except msgspec.DecodeError as exc:

@@ -64,3 +64,8 @@ class Event(
     @property
     def tag(self) -> str:
         return type(self).__struct_config__.tag  # type: ignore[return-value]
+
+    def subject_path(self) -> str:
+        """This event's subject less the stream's root: each event class gives its rule
+        (one of the ``*_path`` functions of ``_subjects``, which writes the grammar down)."""
+        raise NotImplementedError(f"{type(self).__name__} has no subject rule")

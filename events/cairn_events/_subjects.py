@@ -1,9 +1,31 @@
-"""Stream and subject names: where each event family lives on JetStream.
+"""The subject grammar: where each event family lives on JetStream.
 
-Artifact versions of one name share the prefix ``cairn.artifact.<name key>``
-so a version claim can compare-and-set over ``<prefix>.*`` in one round trip.
-Name and version keys are base64url (no padding), so any name is a valid,
-reversible subject token.
+Every subject is ``<root>.<family>.<token>...``. ``<root>`` is the stream's own first
+token (``cairn`` for the stream ``CAIRN``; a test may make its own stream with another
+root). A ``<family>`` is one :class:`Family` value; the tokens after it are:
+
+==========================================  =================================================
+``<root>.run.<run id>``                     ``run.started``, ``run.finished``
+``<root>.step.<run id>``                    ``step.started``, ``step.finished``,
+                                            ``step.failed`` (one subject per run: in order)
+``<root>.artifact.<name key>.<version key>``  ``artifact.materialized`` **and nothing else**
+``<root>.metadata.<entity kind>.<entity key>``  metadata logged on a run, step run, artifact
+                                            version or model version (issue 12)
+``<root>.tag.<name key>``                   tags added to or removed from versions of a name
+``<root>.prune.<name key>``                 a version pruned or deleted (issue 13)
+``<root>.cache.<cache key>``                cache facts: hits, leases (issue 11)
+``<root>.model.<name key>.<version key>``   model versions, claimed as artifact versions are
+==========================================  =================================================
+
+A version claim of name N compare-and-sets over ``<root>.artifact.<key of N>.*``: the
+last sequence on that wildcard must be the one the claimer read. Anything else published
+there would move that sequence and make every claim of N retry, or, worse, look like a
+version. So facts *about* an artifact (its metadata, tags, prunes, cache entries) have
+families of their own and never share the ``artifact`` family.
+
+Keys are :func:`token` s: base64url without padding, so any text (dots, spaces,
+wildcards, NUL) makes one valid, reversible subject token, and two names never share
+a key. Run ids are UUIDs and used as they are.
 """
 
 from __future__ import annotations
@@ -11,12 +33,25 @@ from __future__ import annotations
 import base64
 import functools
 import re
-from enum import IntEnum, StrEnum
+from enum import StrEnum
+from typing import Any
 
-STREAM = "CAIRN"
-STREAM_SUBJECTS = ["cairn.>"]
-DEAD_LETTER_STREAM = "CAIRN_DEAD_LETTERS"
-DEAD_LETTER_SUBJECTS = ["cairn-dead-letter.>"]
+import msgspec
+
+
+class Family(StrEnum):
+    """The second token of every subject: which kind of fact lives there."""
+
+    RUN = "run"
+    STEP = "step"
+    ARTIFACT = "artifact"  # version claims only
+    METADATA = "metadata"
+    TAG = "tag"
+    PRUNE = "prune"
+    CACHE = "cache"
+    MODEL = "model"
+
+
 #: How long JetStream remembers a Nats-Msg-Id, so a retried publish is dropped.
 DUPLICATE_WINDOW_S = 120.0
 #: The oldest nats-server Cairn works with: version claims compare-and-set over the name's
@@ -30,24 +65,8 @@ FAST_INGEST_SINCE = (2, 14)
 MAX_SUBJECT_BYTES = 1024
 
 _NUMERIC = re.compile(r"[1-9][0-9]*")
-
-
-class Header(StrEnum):
-    """NATS headers Cairn sets or reads."""
-
-    MSG_ID = "Nats-Msg-Id"
-    EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
-    EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
-    DEAD_LETTER_REASON = "Cairn-Dead-Letter-Reason"
-
-
-class JetStreamError(IntEnum):
-    """JetStream API error codes (``err_code``) Cairn acts on."""
-
-    CLUSTER_NOT_AVAILABLE = 10008
-    STREAM_NAME_IN_USE = 10058
-    WRONG_LAST_SEQUENCE = 10071  # a compare-and-set expectation was stale
-    BATCH_NOT_ENABLED = 10205  # the stream does not take fast-ingest batches
+_ROOT = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_STREAM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @functools.lru_cache(maxsize=4096)  # names recur: every version, every check of its subject
@@ -61,29 +80,121 @@ def untoken(tok: str) -> str:
     return base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4)).decode()
 
 
-def run_subject(run_id: str) -> str:
-    return f"cairn.run.{run_id}"
+# -- paths: a subject less its root --------------------------------------------------
 
 
-def step_subject(run_id: str) -> str:
-    return f"cairn.step.{run_id}"
+def run_path(run_id: str) -> str:
+    return f"{Family.RUN}.{run_id}"
 
 
-def artifact_name_prefix(name: str) -> str:
-    return f"cairn.artifact.{token(name)}"
+def step_path(run_id: str) -> str:
+    return f"{Family.STEP}.{run_id}"
 
 
-def artifact_versions_filter(name: str) -> str:
-    """The wildcard subject covering every version of ``name``."""
-    return f"{artifact_name_prefix(name)}.*"
+def artifact_version_path(name: str, version: str) -> str:
+    return f"{Family.ARTIFACT}.{token(name)}.{token(version)}"
 
 
-def artifact_version_subject(name: str, version: str) -> str:
-    return f"{artifact_name_prefix(name)}.{token(version)}"
+def artifact_versions_path(name: str) -> str:
+    """The wildcard covering every version of ``name``: what a claim compares and sets over."""
+    return f"{Family.ARTIFACT}.{token(name)}.*"
 
 
-def dead_letter_subject(consumer: str) -> str:
-    return f"cairn-dead-letter.{consumer}"
+def metadata_path(entity_kind: str, entity_id: str) -> str:
+    return f"{Family.METADATA}.{entity_kind}.{token(entity_id)}"
+
+
+def tag_path(name: str) -> str:
+    return f"{Family.TAG}.{token(name)}"
+
+
+def prune_path(name: str) -> str:
+    return f"{Family.PRUNE}.{token(name)}"
+
+
+def cache_path(cache_key: str) -> str:
+    return f"{Family.CACHE}.{token(cache_key)}"
+
+
+def model_version_path(name: str, version: str) -> str:
+    return f"{Family.MODEL}.{token(name)}.{token(version)}"
+
+
+# -- streams ---------------------------------------------------------------------------
+
+
+class EventStream(msgspec.Struct, frozen=True):
+    """One event stream and its dead-letter stream: names, subjects and configuration.
+
+    Declared once; the SDK's publisher and the projector both set streams up from it
+    (see ``cairn.stream_setup``), so they always agree on what the stream holds.
+    """
+
+    name: str = "CAIRN"
+    root: str = "cairn"
+    duplicate_window_s: float = DUPLICATE_WINDOW_S
+
+    def __post_init__(self) -> None:
+        if not _STREAM_NAME.fullmatch(self.name):
+            raise ValueError(f"stream name {self.name!r} must be 1-64 letters, digits, '-' or '_'")
+        if not _ROOT.fullmatch(self.root):
+            raise ValueError(
+                f"subject root {self.root!r} must be a lowercase letter, then at most 31 "
+                "lowercase letters, digits, '-' or '_'"
+            )
+
+    @classmethod
+    def named(cls, name: str) -> EventStream:
+        """The stream ``name`` with the root made from it (``CAIRN`` -> ``cairn``)."""
+        return cls(name=name, root=name.lower().replace("_", "-")[:32])
+
+    @property
+    def subjects(self) -> list[str]:
+        return [f"{self.root}.>"]
+
+    @property
+    def dead_letter_name(self) -> str:
+        return f"{self.name}_DEAD_LETTERS"
+
+    @property
+    def dead_letter_subjects(self) -> list[str]:
+        return [f"{self.root}-dead-letter.>"]
+
+    def subject(self, path: str) -> str:
+        """The whole subject for ``path`` (a ``*_path`` result) on this stream."""
+        return f"{self.root}.{path}"
+
+    def subject_of(self, event: Any) -> str:
+        """The subject ``event`` belongs on in this stream (its class's subject rule)."""
+        return f"{self.root}.{event.subject_path()}"
+
+    def dead_letter_subject(self, consumer: str) -> str:
+        return f"{self.root}-dead-letter.{consumer}"
+
+    def config(self, *, allow_batched: bool | None = None) -> dict[str, Any]:
+        """The JetStream stream configuration (nats-py ``StreamConfig`` keywords).
+
+        ``allow_batched`` None leaves the field out, for servers that predate it.
+        """
+        return {
+            "name": self.name,
+            "subjects": self.subjects,
+            "storage": "file",
+            "duplicate_window": self.duplicate_window_s,
+            "allow_batched": allow_batched,
+        }
+
+    def dead_letter_config(self) -> dict[str, Any]:
+        return {
+            "name": self.dead_letter_name,
+            "subjects": self.dead_letter_subjects,
+            "storage": "file",
+            "duplicate_window": self.duplicate_window_s,
+        }
+
+
+#: The stream Cairn records to unless told otherwise.
+DEFAULT_STREAM = EventStream()
 
 
 #: The highest version number an artifact version can have: numbers are stored as

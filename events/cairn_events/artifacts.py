@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from datetime import datetime
+from typing import Any, ClassVar
 
 import msgspec
 
 from ._envelope import Event
-from ._subjects import MAX_VERSION_NUMBER
+from ._subjects import MAX_VERSION_NUMBER, artifact_version_path
+
+
+class ArtifactVersionRecord(msgspec.Struct, kw_only=True):
+    """An artifact version as everything that reads one names its fields (ZenML's names).
+
+    The read model's row and the SDK's ``ArtifactVersion`` both extend it, and
+    :meth:`ArtifactMaterialized.record` is the one place an event's fields are renamed
+    to these, so a new field is declared once here and once on the event.
+    """
+
+    id: str
+    name: str
+    version: str
+    uri: str
+    type: str
+    data_type: str
+    materializer: str
+    content_hash: str
+    size: int
+    created_at: datetime
+    tags: list[str] = msgspec.field(default_factory=list)
+    producer_run_id: str | None = None
+    producer_step_run_id: str | None = None
+    output_name: str | None = None
+    visualizations: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class ArtifactMaterialized(Event, frozen=True, kw_only=True, tag="artifact.materialized"):
@@ -46,3 +72,26 @@ class ArtifactMaterialized(Event, frozen=True, kw_only=True, tag="artifact.mater
     output_name: str | None = None
     tags: list[str] = msgspec.field(default_factory=list)
     visualizations: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def subject_path(self) -> str:
+        return artifact_version_path(self.name, self.version)
+
+    def record(self) -> dict[str, Any]:
+        """The fields of the version this event records, by :class:`ArtifactVersionRecord` name."""
+        return {
+            "id": self.artifact_version_id,
+            "name": self.name,
+            "version": self.version,
+            "uri": self.uri,
+            "type": self.artifact_type,
+            "data_type": self.data_type,
+            "materializer": self.materializer,
+            "content_hash": self.content_hash,
+            "size": self.size,
+            "created_at": self.occurred_at,
+            "tags": list(self.tags),
+            "producer_run_id": self.producer_run_id,
+            "producer_step_run_id": self.producer_step_run_id,
+            "output_name": self.output_name,
+            "visualizations": dict(self.visualizations),
+        }

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
 from ._envelope import Event
-
-RunOutcome = Literal["completed", "failed"]
+from ._states import RunOutcome
+from ._subjects import run_path
 
 
 class RunStarted(Event, frozen=True, kw_only=True, tag="run.started"):
@@ -24,6 +24,9 @@ class RunStarted(Event, frozen=True, kw_only=True, tag="run.started"):
     enable_cache: bool | None = None
     step_names: list[str] = msgspec.field(default_factory=list)
 
+    def subject_path(self) -> str:
+        return run_path(self.run_id)
+
 
 class RunFinished(Event, frozen=True, kw_only=True, tag="run.finished"):
     """A pipeline run ended, either completed or failed (with the error)."""
@@ -33,3 +36,6 @@ class RunFinished(Event, frozen=True, kw_only=True, tag="run.finished"):
     duration_s: float
     error: str | None = None
     failed_step: str | None = None
+
+    def subject_path(self) -> str:
+        return run_path(self.run_id)

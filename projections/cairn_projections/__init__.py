@@ -1,65 +1,62 @@
-"""Cairn's read models: pure folds from events to row changes, the SQL schema, and queries.
+"""Cairn's read models: pure folds from events to rows, the SQL schema, and queries.
 
-Depends on ``cairn_events`` and the standard library only; callers bring the
-asyncpg connections.
+One module per read model (:mod:`.runs`, :mod:`.steps`, :mod:`.artifact_versions`, and the
+projectors' :mod:`.bookkeeping`), each written in the framework of :mod:`.read_model`
+and listed once in :mod:`.catalogue`. Depends on ``cairn_events`` and msgspec; callers
+bring the asyncpg connections.
 """
 
 from __future__ import annotations
 
-from .changes import COLUMN_TYPES, WRITE_COLUMNS, WRITE_KEYS, WRITE_TABLES, RowChange, Write
+from .artifact_versions import ARTIFACT_VERSIONS
+from .bookkeeping import BOOKKEEPING, CHECKPOINT_CHANNEL, CHECKPOINT_SQL, DEAD_LETTER_SQL
+from .catalogue import ALL_FOLDS, ALL_READ_MODELS, SCHEMA, fold, fold_all
 from .connection import init_connection, quote_ident, server_settings
-from .folds import (
+from .migrations import MIGRATIONS, MigrationError, migrate
+from .read_model import (
     FoldError,
-    fold,
-    fold_all,
-    fold_artifact_materialized,
-    fold_run_finished,
-    fold_run_started,
-    fold_step_failed,
-    fold_step_finished,
-    fold_step_started,
-)
-from .migrations import MIGRATIONS, Migration, MigrationError, migrate
-from .writes import (
-    CHECKPOINT_CHANNEL,
-    CHECKPOINT_SQL,
-    DEAD_LETTER_SQL,
-    STAGING_DDL,
-    apply_staged_sql,
-    stage_rows,
+    Folds,
+    Migration,
+    ReadModel,
+    Row,
+    SqlType,
+    column_types,
     staging_table,
-    upsert_sql,
 )
+from .runs import RUNS
+from .steps import STEPS
+from .writes import apply_staged_sql, copy_records, stage_rows, staging_ddl, upsert_sql
 
 __all__ = [
+    "ALL_FOLDS",
+    "ALL_READ_MODELS",
+    "ARTIFACT_VERSIONS",
+    "BOOKKEEPING",
     "CHECKPOINT_CHANNEL",
     "CHECKPOINT_SQL",
-    "COLUMN_TYPES",
     "DEAD_LETTER_SQL",
     "MIGRATIONS",
-    "STAGING_DDL",
-    "WRITE_COLUMNS",
-    "WRITE_KEYS",
-    "WRITE_TABLES",
+    "RUNS",
+    "SCHEMA",
+    "STEPS",
     "FoldError",
+    "Folds",
     "Migration",
     "MigrationError",
-    "RowChange",
-    "Write",
+    "ReadModel",
+    "Row",
+    "SqlType",
     "apply_staged_sql",
+    "column_types",
+    "copy_records",
     "fold",
     "fold_all",
-    "fold_artifact_materialized",
-    "fold_run_finished",
-    "fold_run_started",
-    "fold_step_failed",
-    "fold_step_finished",
-    "fold_step_started",
     "init_connection",
     "migrate",
     "quote_ident",
     "server_settings",
     "stage_rows",
+    "staging_ddl",
     "staging_table",
     "upsert_sql",
 ]

@@ -1,10 +1,15 @@
-"""The read-model schema as an ordered list of migrations.
+"""The read-model schema as an ordered list of migrations, gathered from the read models.
 
 ``migrate(conn, schema)`` creates ``schema`` if needed and applies the
 migrations it has not seen yet, in one transaction, under an advisory lock, so
 several processes may call it at once. Applied versions are recorded in
-``<schema>.schema_migrations``. A migration, once released, is never edited:
-changes are new migrations appended to ``MIGRATIONS``.
+``<schema>.schema_migrations``.
+
+Each read model module declares its :class:`~.read_model.Migration` pieces; the pieces of
+one version from every module in :data:`~.catalogue.SCHEMA` are applied together as that
+version, in the catalogue's order. A migration, once released, is never edited: a change
+is a piece with a new version number. Every schema gets every read model's tables, so
+projectors with different read models may share one.
 
 The tables hold only what the events say (plus the projector's own
 bookkeeping: checkpoints and dead letters), so a replay rebuilds them exactly.
@@ -15,134 +20,30 @@ before the versions they name), and every write is an upsert.
 from __future__ import annotations
 
 import hashlib
-from typing import NamedTuple
+from collections.abc import Iterable
 
+from .catalogue import SCHEMA
 from .connection import Migratable, quote_ident
+from .read_model import Migration, ReadModel
 
 
-class Migration(NamedTuple):
-    version: int
-    name: str
-    sql: str
+def gather(read_models: Iterable[ReadModel]) -> list[Migration]:
+    """The migrations of ``read_models``: per version, their pieces in that order, joined."""
+    pieces: dict[int, list[Migration]] = {}
+    for model in read_models:
+        for piece in model.migrations:
+            pieces.setdefault(piece.version, []).append(piece)
+    migrations = []
+    for version in sorted(pieces):
+        names = {piece.name for piece in pieces[version]}
+        if len(names) != 1:
+            raise ValueError(f"the pieces of migration {version} have several names: {names}")
+        sql = "".join(piece.sql for piece in pieces[version])
+        migrations.append(Migration(version, names.pop(), sql))
+    return migrations
 
 
-MIGRATIONS: list[Migration] = [
-    Migration(
-        1,
-        "read models",
-        """
-CREATE TABLE pipeline_runs (
-    id            text PRIMARY KEY,
-    name          text,
-    pipeline_name text,
-    parameters    jsonb NOT NULL DEFAULT '{}',
-    substitutions jsonb NOT NULL DEFAULT '{}',
-    enable_cache  boolean,
-    step_names    jsonb NOT NULL DEFAULT '[]',
-    started_at    timestamptz,
-    outcome       text,
-    finished_at   timestamptz,
-    duration_s    double precision,
-    error         text,
-    failed_step   text,
-    status        text GENERATED ALWAYS AS (COALESCE(outcome, 'running')) STORED
-) WITH (fillfactor = 70);
-CREATE INDEX pipeline_runs_newest ON pipeline_runs (started_at DESC NULLS LAST, id DESC);
-CREATE INDEX pipeline_runs_by_pipeline
-    ON pipeline_runs (pipeline_name, started_at DESC NULLS LAST, id DESC);
-CREATE INDEX pipeline_runs_by_name ON pipeline_runs (name);
-
-CREATE TABLE step_runs (
-    id             text PRIMARY KEY,
-    run_id         text NOT NULL,
-    name           text NOT NULL,
-    function       text,
-    parameters     jsonb NOT NULL DEFAULT '{}',
-    substitutions  jsonb NOT NULL DEFAULT '{}',
-    enable_cache   boolean,
-    upstream_steps jsonb NOT NULL DEFAULT '[]',
-    started_at     timestamptz,
-    outcome        text,
-    finished_at    timestamptz,
-    duration_s     double precision,
-    error_type     text,
-    error_message  text,
-    traceback      text,
-    status         text GENERATED ALWAYS AS (COALESCE(outcome, 'running')) STORED
-) WITH (fillfactor = 70);
-CREATE INDEX step_runs_by_run ON step_runs (run_id);
-
-CREATE TABLE artifact_versions (
-    id                   text PRIMARY KEY,
-    name                 text NOT NULL,
-    version              text NOT NULL,
-    numeric_version      bigint,
-    numeric_count        bigint NOT NULL,
-    uri                  text NOT NULL,
-    type                 text NOT NULL,
-    data_type            text NOT NULL,
-    materializer         text NOT NULL,
-    content_hash         text NOT NULL,
-    size                 bigint NOT NULL,
-    created_at           timestamptz NOT NULL,
-    tags                 jsonb NOT NULL DEFAULT '[]',
-    producer_run_id      text,
-    producer_step_run_id text,
-    output_name          text,
-    visualizations       jsonb NOT NULL DEFAULT '{}',
-    CONSTRAINT artifact_versions_name_version UNIQUE (name, version)
-);
--- "latest" = highest numbered version, else the newest: one index probe.
-CREATE INDEX artifact_versions_latest
-    ON artifact_versions (name, numeric_version DESC NULLS LAST, created_at DESC, id DESC);
-
-CREATE TABLE step_inputs (
-    step_run_id         text NOT NULL,
-    key                 text NOT NULL,
-    artifact_version_id text NOT NULL,
-    position            integer NOT NULL DEFAULT 0,
-    PRIMARY KEY (step_run_id, key)
-);
-CREATE INDEX step_inputs_by_artifact ON step_inputs (artifact_version_id);
-
-CREATE TABLE step_outputs (
-    step_run_id         text NOT NULL,
-    key                 text NOT NULL,
-    artifact_version_id text NOT NULL,
-    position            integer NOT NULL DEFAULT 0,
-    PRIMARY KEY (step_run_id, key)
-);
-CREATE INDEX step_outputs_by_artifact ON step_outputs (artifact_version_id);
-
-CREATE TABLE projector_checkpoints (
-    name       text PRIMARY KEY,
-    last_seq   bigint NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
-
-CREATE TABLE dead_letters (
-    projector text NOT NULL,
-    seq       bigint NOT NULL,
-    subject   text NOT NULL,
-    data      bytea NOT NULL,
-    reason    text NOT NULL,
-    at        timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (projector, seq)
-);
-""",
-    ),
-    Migration(
-        2,
-        "latest is the newest claim",
-        """
-ALTER TABLE artifact_versions ADD COLUMN claim_order bigint NOT NULL DEFAULT 0;
-DROP INDEX artifact_versions_latest;
--- "latest" = the newest claim (older rows: 0, then the highest number): one index probe.
-CREATE INDEX artifact_versions_latest ON artifact_versions
-    (name, claim_order DESC, numeric_version DESC NULLS LAST, created_at DESC, id DESC);
-""",
-    ),
-]
+MIGRATIONS: list[Migration] = gather(SCHEMA)
 
 
 class MigrationError(RuntimeError):

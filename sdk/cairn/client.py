@@ -24,6 +24,7 @@ from .errors import (
 )
 from .models import (
     Artifact,
+    ArtifactSummary,
     ArtifactVersion,
     ErrorBody,
     PipelineRun,
@@ -33,6 +34,8 @@ from .models import (
 
 if TYPE_CHECKING:
     from uuid import UUID
+
+    import httpx
 
 T = TypeVar("T")
 #: The most rows the query API sends per request; longer lists are fetched page by page.
@@ -44,7 +47,11 @@ class Client:
     when its API is the one of the stack this process tracks to.
 
     ``api_url`` defaults to ``CAIRN_API_URL``, else the local stack's API (started if
-    none runs). ``transport`` swaps the HTTP transport (e.g. ``httpx.MockTransport``).
+    none runs). ``transport`` replaces the HTTP transport of every request: any *sync*
+    ``httpx.BaseTransport``, such as ``httpx.MockTransport`` or
+    ``cairn_services.api.InProcessTransport`` (the query API app called in-process, as
+    the tests do); ``api_url`` is then only the base of the request URLs. Async
+    transports (``httpx.ASGITransport``) do not work: the Client is synchronous.
     """
 
     def __init__(
@@ -52,7 +59,7 @@ class Client:
         api_url: str | None = None,
         *,
         token: str | None = None,
-        transport: Any = None,
+        transport: httpx.BaseTransport | None = None,
         timeout: float = 15.0,
     ) -> None:
         import httpx
@@ -193,11 +200,11 @@ class Client:
         path = f"/artifacts/{quote(name, safe='')}/versions"
         return self._list(path, list[ArtifactVersion], {}, size, page)
 
-    def list_artifacts(self, *, size: int | None = None, page: int = 1) -> list[dict[str, Any]]:
+    def list_artifacts(self, *, size: int | None = None, page: int = 1) -> list[ArtifactSummary]:
         """Artifact names with their id, latest version and number of versions; all of them
         by default, else page ``page`` (from 1) of ``size``.
         """
-        return self._list("/artifacts", list[dict[str, Any]], {}, size, page)
+        return self._list("/artifacts", list[ArtifactSummary], {}, size, page)
 
     def load_artifact(self, name_id_or_prefix: str | UUID, version: str | int | None = None) -> Any:
         """The value of an artifact version (latest when ``version`` is None)."""

@@ -37,7 +37,8 @@ class Invocation(msgspec.Struct, kw_only=True):
     id: str
     step: Step
     arguments: dict[str, Any]
-    after: list[str]
+    #: Ids of the invocations this one runs after with no data between them (``after=``).
+    after: list[str] = msgspec.field(default_factory=list)
     parameters: dict[str, Any] = msgspec.field(default_factory=dict)  # JSON form, set once
 
     @property
@@ -61,7 +62,12 @@ class Composition:
         self._calls: dict[str, int] = {}
         self._order: list[Invocation] | None = None
 
-    def add(self, step: Step, arguments: dict[str, Any], id: str | None, after: Any) -> Invocation:
+    def add(self, step: Step, arguments: dict[str, Any], id: str | None) -> Invocation:
+        """Record a call of ``step`` under ``id`` (else ``name``, ``name_2``, ...).
+
+        The caller fills in what it waits for (``after``): ids of steps that may be called
+        later, checked when the pipeline is ordered.
+        """
         invocation_id = id or self._next_id(step.name)
         from cairn_events import label_problem  # lazy: import cairn stays light
 
@@ -75,9 +81,7 @@ class Composition:
                 f"Pipeline '{self.pipeline_name}' already has a step with id '{invocation_id}'; "
                 "give each call of a step a different id="
             )
-        invocation = Invocation(
-            id=invocation_id, step=step, arguments=arguments, after=self._after_ids(after)
-        )
+        invocation = Invocation(id=invocation_id, step=step, arguments=arguments)
         self.invocations[invocation_id] = invocation
         return invocation
 
@@ -90,28 +94,6 @@ class Composition:
             self._calls[name] = count
             candidate = f"{name}_{count}"
         return candidate
-
-    def _after_ids(self, after: Any) -> list[str]:
-        """The invocation ids ``after=`` names; they may be steps called later."""
-        if after is None:
-            return []
-        ids: list[str] = []
-        items = list(after) if isinstance(after, (list, tuple)) else [after]
-        while items:
-            item = items.pop(0)
-            if isinstance(item, (list, tuple)):  # e.g. the outputs of a many-output step
-                items[:0] = item
-            elif isinstance(item, OutputHandle):
-                ids.append(item.invocation_id)
-            elif isinstance(item, str):
-                ids.append(item)
-            else:
-                raise StepDefinitionError(
-                    f"after= in pipeline '{self.pipeline_name}' holds {_described(item)}; it "
-                    "takes step invocation ids (after='train'), step outputs (after=model), or a "
-                    "list of them. A step with no outputs returns None: name it by its id."
-                )
-        return ids
 
     def order(self) -> list[Invocation]:
         """Invocations in dependency order (data and ``after=`` edges), once composed.
@@ -171,14 +153,6 @@ def _cycle(waiting: dict[str, set[str]]) -> list[str]:
         path.append(ident)
         ident = min(waiting[ident])  # each waits for another step still waiting
     return [*path[path.index(ident) :], ident]
-
-
-def _described(item: Any) -> str:
-    from .steps import Step
-
-    if isinstance(item, Step):
-        return f"the step {item.name!r} itself rather than an invocation id"
-    return "None" if item is None else f"a {type(item).__qualname__} ({item!r:.60})"
 
 
 _composing: ContextVar[Composition | None] = ContextVar("cairn_composing", default=None)

@@ -1,38 +1,48 @@
 """What a user reads back: pipelines and their runs, step runs, artifacts and their versions.
 
 These are the shapes the query API sends (JSON) and the runner returns after
-a run; both are built from the same events, so they agree.
+a run; both are built from the same events, so they agree. Every shape the API
+answers with is here (``Health`` and ``ErrorBody`` too), so every ``Client`` method
+returns one of them. Statuses are ``cairn_events``' enums (string enums:
+``run.status == "completed"`` holds).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
+from cairn_events import ArtifactVersionRecord, RunStatus, StepStatus
 
-RunStatus = Literal["running", "completed", "failed", "cached"]
-StepStatus = Literal["running", "completed", "cached", "failed"]
+__all__ = [
+    "Artifact",
+    "ArtifactResponse",
+    "ArtifactSummary",
+    "ArtifactVersion",
+    "ArtifactVersionResponse",
+    "ErrorBody",
+    "Health",
+    "PipelineResponse",
+    "PipelineRun",
+    "PipelineRunResponse",
+    "PipelineSummary",
+    "RecordedPipeline",
+    "RunConfig",
+    "RunStatus",
+    "StepConfig",
+    "StepRun",
+    "StepRunResponse",
+    "StepStatus",
+]
 
 
-class ArtifactVersion(msgspec.Struct, kw_only=True):
-    """One stored version of a named artifact. ``load()`` reads the value back."""
+class ArtifactVersion(ArtifactVersionRecord, kw_only=True):
+    """One stored version of a named artifact (the fields of ``ArtifactVersionRecord``).
 
-    id: str
-    name: str
-    version: str
-    uri: str
-    type: str
-    data_type: str
-    materializer: str
-    content_hash: str
-    size: int
-    created_at: datetime
-    tags: list[str] = msgspec.field(default_factory=list)
-    producer_run_id: str | None = None
-    producer_step_run_id: str | None = None
-    output_name: str | None = None
-    visualizations: dict[str, str] = msgspec.field(default_factory=dict)
+    ``load()`` reads the value back.
+    """
+
     run_metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def load(self) -> Any:
@@ -138,6 +148,28 @@ class Artifact(msgspec.Struct, kw_only=True):
         return self.updated_at
 
 
+class ArtifactSummary(msgspec.Struct, kw_only=True):
+    """One artifact name: its id (derived from the name), how many versions it has, its latest.
+
+    ``latest`` is the newest claimed version, ``latest_version`` its version.
+    """
+
+    id: str
+    name: str
+    version_count: int
+    latest_version: str
+    latest: ArtifactVersion
+
+    @property
+    def latest_version_name(self) -> str:
+        """ZenML's name for ``latest_version``."""
+        return self.latest_version
+
+    @property
+    def latest_version_id(self) -> str:
+        return self.latest.id
+
+
 class PipelineSummary(msgspec.Struct, kw_only=True):
     """A pipeline as runs name it: how many runs it has and what its latest run did.
 
@@ -195,6 +227,13 @@ ArtifactVersionResponse = ArtifactVersion
 PipelineResponse = RecordedPipeline
 PipelineRunResponse = PipelineRun
 StepRunResponse = StepRun
+
+
+class Health(msgspec.Struct, kw_only=True):
+    """``/health``: the API answers, and the checkpoint of the projector it reads from."""
+
+    status: str
+    checkpoint: int
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):

@@ -261,8 +261,13 @@ def _walk_own_body(definition: ast.AST) -> list[ast.AST]:
 MAX_REQUESTED_NUMBER = 2**31 - 1
 
 
-def requested_version(version: object, name: str) -> str | None:
+def requested_version(
+    version: object, name: str, *, step: str | None = None, output: str | None = None
+) -> str | None:
     """The explicit version asked for an output named ``name``, checked; None for numbered.
+
+    An ArtifactVersionError says what to write instead; given ``step`` and ``output``, it
+    starts by naming them.
 
     As in ZenML, a number (``44`` or ``"44"``) claims that version number and other text
     is a label. A number has one spelling, so one version: text that reads as a number
@@ -279,6 +284,8 @@ def requested_version(version: object, name: str) -> str | None:
     if version is None:
         return None
     given = f"Artifact '{name}' was given the version"
+    if step is not None:
+        given = f"Output {shown(output or '')} of step '{step}': {given}"
     choices = (
         "a number such as 44, a label such as 'v3-final', or leave version out to get the next "
         "number"

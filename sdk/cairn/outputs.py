@@ -1,4 +1,7 @@
-"""Storing a step's outputs: materialize each value, hash it, and prepare its version claim."""
+"""Storing a step's outputs: materialize each value, hash it, and prepare its version claim.
+
+The claim itself (with the version the output asks for) is the step executor's.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,6 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from cairn_events import ArtifactMaterialized, new_id
-
-from .naming import requested_version
 
 if TYPE_CHECKING:
     from .artifact_stores import ArtifactStore
@@ -26,8 +27,9 @@ def save_outputs(
     specs: list[OutputSpec],
     values: list[Any],
     names: dict[str, str],
-) -> list[tuple[ArtifactMaterialized, str | None]]:
-    """Store each output; all or none (files of a failed save are removed).
+) -> list[ArtifactMaterialized]:
+    """Store each output under its artifact name in ``names``; all or none (files of a
+    failed save are removed). Returns each output's version, still to be claimed.
 
     Materializers are chosen for all outputs before anything is written, so an
     output no materializer given for it can handle fails the step untouched.
@@ -41,12 +43,11 @@ def save_outputs(
     from .materializers.selection import materializers_for_outputs
 
     chosen = materializers_for_outputs(step, specs, values)
-    saved: list[tuple[ArtifactMaterialized, str | None]] = []
+    saved: list[ArtifactMaterialized] = []
     writing: str | None = None  # the uri being written, removed with the saved ones on failure
     try:
         for spec, value, (materializer_cls, given) in zip(specs, values, chosen, strict=True):
             config = spec.config
-            requested = requested_version(config.version if config else None, names[spec.key])
             artifact_version_id = new_id()
             writing = uri = store.artifact_uri(names[spec.key], artifact_version_id)
             if not materializer_cls.__module__.startswith(BUILTIN):  # built-ins: store.open does
@@ -79,10 +80,10 @@ def save_outputs(
                 tags=list(config.tags) if config else [],
                 visualizations=visualizations,
             )
-            saved.append((template, requested))
+            saved.append(template)
             writing = None
     except BaseException:
-        leftovers = [template.uri for template, _ in saved]
+        leftovers = [template.uri for template in saved]
         if writing is not None:
             leftovers.append(writing)
         for leftover in leftovers:

@@ -1,4 +1,8 @@
-"""The ``@pipeline`` decorator: calling a pipeline runs it and returns the run."""
+"""The ``@pipeline`` decorator: calling a pipeline runs it and returns the run.
+
+A pipeline runs on its runner (``@pipeline(runner=...)``, ``.with_options(runner=...)``),
+by default the in-process one (:class:`cairn.orchestrator.InProcessRunner`).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from .validation import (
 
 if TYPE_CHECKING:
     from .models import PipelineRun
+    from .runner import Runner
 
 
 class Pipeline:
@@ -34,6 +39,7 @@ class Pipeline:
         substitutions: dict[str, str] | None = None,
         run_name: str | None = None,
         parameters: dict[str, Any] | None = None,
+        runner: Runner | None = None,
     ) -> None:
         if not callable(func):
             raise StepDefinitionError(f"@pipeline decorates functions, not {type(func).__name__}")
@@ -48,6 +54,7 @@ class Pipeline:
         self.enable_cache = enable_cache
         self.substitutions = dict(substitutions or {})
         self.run_name = run_name
+        self._runner = runner
         #: Arguments set by with_options(parameters=...): used where a call leaves them out.
         self.configured_parameters = check_configured(
             f"Pipeline '{self.name}'", inspect.signature(func), parameters
@@ -64,6 +71,7 @@ class Pipeline:
         substitutions: dict[str, str] | None = None,
         run_name: str | None = None,
         parameters: dict[str, Any] | None = None,
+        runner: Runner | None = None,
     ) -> Pipeline:
         """A copy of this pipeline with some options changed; substitutions and parameters
         are merged over ours."""
@@ -74,6 +82,7 @@ class Pipeline:
             substitutions={**self.substitutions, **(substitutions or {})},
             run_name=run_name or self.run_name,
             parameters={**self.configured_parameters, **(parameters or {})},
+            runner=runner or self._runner,
         )
 
     def parameters(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -112,10 +121,18 @@ class Pipeline:
             self._types = argument_types(signature, hints)
         return self._types
 
-    def __call__(self, *args: Any, **kwargs: Any) -> PipelineRun:
-        from .runner import run_pipeline
+    @property
+    def runner(self) -> Runner:
+        """What runs this pipeline: the one given, else the in-process runner."""
+        if self._runner is None:
+            from .orchestrator import InProcessRunner  # lazy: import cairn stays light
 
-        return run_pipeline(self, self.parameters(args, kwargs))
+            self._runner = InProcessRunner()
+        return self._runner
+
+    def __call__(self, *args: Any, **kwargs: Any) -> PipelineRun:
+        """Run the pipeline on its runner with these arguments; the finished run."""
+        return self.runner.run(self, self.parameters(args, kwargs))
 
     def __repr__(self) -> str:
         return f"<pipeline {self.name!r}>"
@@ -131,6 +148,7 @@ def pipeline(
     enable_cache: bool | None = None,
     substitutions: dict[str, str] | None = None,
     run_name: str | None = None,
+    runner: Runner | None = None,
 ) -> Callable[[Callable[..., Any]], Pipeline]: ...
 def pipeline(
     func: Callable[..., Any] | None = None,
@@ -139,12 +157,22 @@ def pipeline(
     enable_cache: bool | None = None,
     substitutions: dict[str, str] | None = None,
     run_name: str | None = None,
+    runner: Runner | None = None,
 ) -> Any:
-    """Mark a function as a pipeline; usable as ``@pipeline`` or ``@pipeline(...)``."""
+    """Mark a function as a pipeline; usable as ``@pipeline`` or ``@pipeline(...)``.
+
+    ``runner`` says where its steps run (see :class:`cairn.runner.Runner`); in this
+    process by default.
+    """
 
     def wrap(f: Callable[..., Any]) -> Pipeline:
         return Pipeline(
-            f, name=name, enable_cache=enable_cache, substitutions=substitutions, run_name=run_name
+            f,
+            name=name,
+            enable_cache=enable_cache,
+            substitutions=substitutions,
+            run_name=run_name,
+            runner=runner,
         )
 
     return wrap(func) if func is not None else wrap

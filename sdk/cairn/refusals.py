@@ -9,14 +9,13 @@ retried: it is quarantined instead, with the reason, and the rest goes on.
 
 from __future__ import annotations
 
+import functools
 import re
 
-from cairn_events import MAX_SUBJECT_BYTES, STREAM, JetStreamError
+from cairn_events import DEFAULT_STREAM, MAX_SUBJECT_BYTES, EventStream, JetStreamError
 
 #: Room kept for headers (Nats-Msg-Id, the claim's expectations) under the server's max_payload.
 HEADER_ROOM = 1024
-#: A token is anything but dots, whitespace and the wildcards; the stream takes ``cairn.>``.
-_PUBLISHABLE = re.compile(r"cairn(?:\.[^.\s*>]+)+")
 #: JetStream answers that mean "not now" rather than "never": retried, not quarantined.
 _TRANSIENT_ERR_CODES = frozenset({JetStreamError.CLUSTER_NOT_AVAILABLE})
 
@@ -29,18 +28,26 @@ class Refused(Exception):
         self.reason = reason
 
 
-def refusal_before_sending(subject: str, size: int, max_payload: int) -> str | None:
-    """Why a message of ``size`` bytes on ``subject`` cannot be published; None if it can.
+@functools.cache  # one pattern per subject root: the check runs for every event sent
+def _publishable(root: str) -> re.Pattern[str]:
+    """Subjects a stream with this root takes: tokens of anything but dots, whitespace, wildcards."""
+    return re.compile(re.escape(root) + r"(?:\.[^.\s*>]+)+")
+
+
+def refusal_before_sending(
+    subject: str, size: int, max_payload: int, stream: EventStream = DEFAULT_STREAM
+) -> str | None:
+    """Why a message of ``size`` bytes on ``subject`` cannot be published to ``stream``; None if it can.
 
     Checked before sending because the server's answer to these is to drop the
     message silently or to close the connection (a control line over 4,096 bytes).
     """
     if len(subject) > MAX_SUBJECT_BYTES:
         return f"its subject is {len(subject)} bytes; the limit is {MAX_SUBJECT_BYTES}"
-    if not _PUBLISHABLE.fullmatch(subject):
+    if not _publishable(stream.root).fullmatch(subject):
         return (
-            f"its subject {subject[:120]!r} is not one stream {STREAM} takes "
-            "(empty token, whitespace or wildcard, or outside cairn.>)"
+            f"its subject {subject[:120]!r} is not one stream {stream.name} takes "
+            f"(empty token, whitespace or wildcard, or outside {stream.root}.>)"
         )
     if size > max_payload - HEADER_ROOM:
         return (

@@ -131,6 +131,17 @@ def resolve_settings(*, start_if_missing: bool = True) -> Settings:
     )
 
 
+def configured_artifact_store() -> str | None:
+    """The artifact store location this process is configured with, without connecting.
+
+    ``CAIRN_ARTIFACT_STORE``, else the local stack's recorded one; None if neither is set.
+    """
+    if location := os.environ.get("CAIRN_ARTIFACT_STORE"):
+        return location
+    record = read_stack(cairn_home())
+    return record.artifact_store if record else None
+
+
 def unreachable_advice(variable: str, server: str) -> str:
     """What to do about a server the SDK could not reach, given the variable that may name it.
 

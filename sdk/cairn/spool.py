@@ -17,7 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
-from cairn_events import ArtifactMaterialized, artifact_versions_filter, encode, new_id
+from cairn_events import (
+    DEFAULT_STREAM,
+    ArtifactMaterialized,
+    EventStream,
+    artifact_versions_path,
+    encode,
+    new_id,
+)
 
 SPOOL_SUFFIX = ".spool"
 
@@ -209,10 +216,17 @@ def write_orphan(directory: Path, entries: list[SpoolEntry]) -> Path:
     return path
 
 
-def claim_entry(template: ArtifactMaterialized, requested: str | None) -> SpoolEntry:
-    """A version claim to redo: the template of the version and the version asked for."""
+def claim_entry(
+    template: ArtifactMaterialized, requested: str | None, stream: EventStream = DEFAULT_STREAM
+) -> SpoolEntry:
+    """A version claim to redo: the template of the version and the version asked for.
+
+    Its subject is the wildcard the claim compares and sets over in ``stream``: the redo
+    claims again from the template, so the subject only says, in logs and quarantine
+    records, which name the claim was for.
+    """
     return SpoolEntry(
-        subject=artifact_versions_filter(template.name),
+        subject=stream.subject(artifact_versions_path(template.name)),
         event=msgspec.Raw(encode(template)),
         claim=True,
         requested_version=requested,

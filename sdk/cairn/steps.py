@@ -171,7 +171,8 @@ class Step:
                 )
             return self.func(*bound.args, **bound.kwargs)
         self.check_output_materializers()  # outputs deferred by forward refs are known by now
-        invocation = composition.add(self, dict(bound.arguments), id, after)
+        invocation = composition.add(self, dict(bound.arguments), id)
+        invocation.after = _after_ids(after, composition.pipeline_name)
         invocation.parameters = self._take_parameters(invocation.id, invocation.arguments)
         handles = tuple(OutputHandle(invocation.id, spec.key) for spec in self.outputs)
         if not handles:
@@ -200,6 +201,35 @@ class Step:
 
     def __repr__(self) -> str:
         return f"<step {self.name!r} ({self.source})>"
+
+
+def _after_ids(after: Any, pipeline_name: str) -> list[str]:
+    """The invocation ids a call's ``after=`` names; they may be steps called later."""
+    if after is None:
+        return []
+    ids: list[str] = []
+    items = list(after) if isinstance(after, (list, tuple)) else [after]
+    while items:
+        item = items.pop(0)
+        if isinstance(item, (list, tuple)):  # e.g. the outputs of a many-output step
+            items[:0] = item
+        elif isinstance(item, OutputHandle):
+            ids.append(item.invocation_id)
+        elif isinstance(item, str):
+            ids.append(item)
+        else:
+            raise StepDefinitionError(
+                f"after= in pipeline '{pipeline_name}' holds {_described(item)}; it "
+                "takes step invocation ids (after='train'), step outputs (after=model), or a "
+                "list of them. A step with no outputs returns None: name it by its id."
+            )
+    return ids
+
+
+def _described(item: Any) -> str:
+    if isinstance(item, Step):
+        return f"the step {item.name!r} itself rather than an invocation id"
+    return "None" if item is None else f"a {type(item).__qualname__} ({item!r:.60})"
 
 
 def _check_signature(name: str, signature: inspect.Signature) -> None:

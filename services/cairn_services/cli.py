@@ -411,8 +411,8 @@ def artifact_list() -> None:
         console(),
         [Column("name", whole=True), Column("latest", whole=True), Column("versions")],
         [
-            [str(row.get("name")), str(row.get("latest_version")), str(row.get("version_count"))]
-            for row in Client().list_artifacts()
+            [summary.name, summary.latest_version, str(summary.version_count)]
+            for summary in Client().list_artifacts()
         ],
         empty="No artifacts yet.",
     )

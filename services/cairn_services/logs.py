@@ -1,4 +1,4 @@
-"""Logging for the stack's processes: plain lines, tracebacks without locals, secrets masked.
+"""Logging for the stack's processes: JSON lines, tracebacks without locals, secrets masked.
 
 Unconfigured, structlog renders exceptions with rich and ``show_locals``: every
 local of every frame lands in the log, request headers (``Bearer <token>``)
@@ -9,10 +9,15 @@ The service process logs to its stdout, which ``cairn up`` points at a file unde
 ``$CAIRN_HOME/logs``; the ``cairn`` command itself logs what it starts and stops
 to a :class:`LogFile` there too, and to the terminal only when asked (``-v``).
 ``CAIRN_LOG_LEVEL`` (debug, info, warning) sets how much they write.
+
+Files get one JSON object per line (``timestamp``, ``level``, ``event``, the bound
+context, ``exception`` as plain text), for machines; people read them through
+``cairn logs`` and ``-v``, which show each line as :func:`readable` renders it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterable
@@ -58,7 +63,7 @@ class LogFile:
             self._file = os.fdopen(fd, "a", encoding="utf-8")
         self._file.write(text)
         if self.echo is not None:
-            self.echo.write(text)
+            self.echo.write("".join(readable(line) + "\n" for line in text.splitlines()))
         return len(text)
 
     def flush(self) -> None:
@@ -76,7 +81,12 @@ class SecretMask:
     """
 
     def __init__(self, secrets: Iterable[str | None]) -> None:
-        forms = {form for secret in secrets if secret for form in (secret, quote(secret, safe=""))}
+        forms = {
+            form
+            for secret in secrets
+            if secret
+            for form in (secret, quote(secret, safe=""), json.dumps(secret)[1:-1])
+        }
         self._forms = sorted(forms, key=len, reverse=True)  # longest first: overlaps go whole
 
     def __call__(self, _logger: WrappedLogger, _method: str, line: Any) -> Any:
@@ -89,21 +99,26 @@ class SecretMask:
 def configure_logging(
     stream: TextIO | LogFile, secrets: Iterable[str | None] = (), level: int = logging.INFO
 ) -> None:
-    """Send structlog and stdlib logging to ``stream`` as uncoloured lines, masking ``secrets``.
+    """Send structlog and stdlib logging to ``stream`` as JSON lines, masking ``secrets``.
 
-    structlog's lines below ``level`` are dropped.
+    Called once per process. structlog's lines below ``level`` are dropped; tracebacks
+    are plain text (no locals, which may hold tokens and passwords).
     """
     mask = SecretMask(secrets)
-    renderer = structlog.dev.ConsoleRenderer(
-        colors=False, exception_formatter=structlog.dev.plain_traceback
-    )
+    renderer = structlog.processors.JSONRenderer(sort_keys=False)
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.processors.StackInfoRenderer(), renderer, mask],
+        processors=[
+            *shared,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+            mask,
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.WriteLoggerFactory(file=cast(TextIO, stream)),  # writes only
         cache_logger_on_first_use=True,
@@ -111,10 +126,29 @@ def configure_logging(
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            foreign_pre_chain=[*shared, structlog.processors.format_exc_info],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer, mask],
         )
     )
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(logging.WARNING)  # uvicorn's errors, not its access lines
+
+
+_console = structlog.dev.ConsoleRenderer(
+    colors=False, exception_formatter=structlog.dev.plain_traceback
+)
+
+
+def readable(line: str) -> str:
+    """A JSON log line as a person reads it (time, level, event, fields, traceback);
+    any other line (nats-server's, Postgres's) as it is."""
+    if not line.startswith("{"):
+        return line
+    try:
+        fields = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(fields, dict) or "event" not in fields:
+        return line
+    return str(_console(None, str(fields.get("level", "info")), fields))

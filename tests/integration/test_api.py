@@ -6,54 +6,51 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
+import cairn.tracking
 import httpx
 import msgspec
-import nats
 import pytest
+from cairn import Client, ServiceUnavailableError
 from cairn.models import (
     Artifact,
+    ArtifactSummary,
     ArtifactVersion,
     ErrorBody,
     PipelineRun,
     PipelineSummary,
     RecordedPipeline,
 )
-from cairn_events import (
-    STREAM,
-    ArtifactMaterialized,
-    Event,
-    Header,
-    RunFinished,
-    RunStarted,
-    encode,
-    subject_of,
-)
-from cairn_projections import queries
-from cairn_services.api import MAX_LIMIT, create_app, serve_api
-from cairn_services.projector import Projector, consumer_name, ensure_streams
+from cairn_events import Event, EventStream
+from cairn_projections import ids
+from cairn_services.api import MAX_LIMIT, InProcessTransport, create_app, serve_api
+from cairn_services.projector import Projector
 from cairn_services.stack import free_port
+from factories import named_run, publish, run_events, version
 from nats.js import JetStreamContext
 from starlette.applications import Starlette
-from test_projector import run_events  # same folder: pytest puts it on sys.path
 
 TOKEN = "s3cret"
 
 
 class Stack:
-    """A projector, the API app in-process, and a publisher, all on one fresh database."""
+    """A projector, the API app in-process, and a publisher, on one fresh database and the
+    test's own stream."""
 
-    def __init__(self, js: JetStreamContext, client: httpx.AsyncClient, projector: Projector):
-        self.js, self.client, self.projector = js, client, projector
+    def __init__(
+        self,
+        js: JetStreamContext,
+        stream: EventStream,
+        app: Starlette,
+        client: httpx.AsyncClient,
+        projector: Projector,
+    ):
+        self.js, self.stream, self.app = js, stream, app
+        self.client, self.projector = client, projector
 
     async def publish(self, events: list[Event]) -> int:
-        seq = 0
-        for event in events:
-            headers = {Header.MSG_ID.value: event.event_id}
-            seq = (await self.js.publish(subject_of(event), encode(event), headers=headers)).seq
-        return seq
+        return (await publish(self.js, self.stream, events))[-1]
 
     async def get(self, path: str, type_: Any, expect: int = 200, **params: Any) -> Any:
         response = await self.client.get(path, params=params)
@@ -71,36 +68,18 @@ async def running(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def stack(nats_url: str, fresh_database: str) -> AsyncIterator[Stack]:
+async def stack(
+    nats_url: str, fresh_database: str, js: JetStreamContext, stream: EventStream
+) -> AsyncIterator[Stack]:
     name = f"api-{uuid.uuid4().hex[:8]}"
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    await ensure_streams(js)
-    projector = Projector(nats_url, fresh_database, name=name, batch_size=500)
+    projector = Projector(nats_url, fresh_database, name=name, batch_size=500, stream=stream)
     await projector.start()
     app = create_app(fresh_database, projector_name=name, min_seq_timeout=2.0)
     try:
         async with running(app) as client:
-            yield Stack(js, client, projector)
+            yield Stack(js, stream, app, client, projector)
     finally:
         await projector.stop()
-        await js.delete_consumer(STREAM, consumer_name(name))
-        await nc.close()
-
-
-def version(tag: str, what: str, number: str, count: int) -> ArtifactMaterialized:
-    return ArtifactMaterialized(
-        artifact_version_id=f"av-{tag}-{what}-{number}",
-        name=f"{tag}::{what}",
-        version=number,
-        numeric_count=count,
-        uri=f"/store/{tag}/{what}/{number}",
-        artifact_type="data",
-        data_type="builtins.dict",
-        materializer="cairn.materializers.BuiltInMaterializer",
-        content_hash="h",
-        size=1,
-    )
 
 
 async def test_a_run_reads_back_with_steps_inputs_and_outputs(stack: Stack) -> None:
@@ -295,17 +274,8 @@ async def test_serve_api_answers_over_tcp_and_stops_cleanly(fresh_database: str)
 
 
 async def _next_seq(stack: Stack) -> int:
-    info = await stack.js.stream_info(STREAM)
+    info = await stack.js.stream_info(stack.stream.name)
     return int(info.state.last_seq) + 1
-
-
-def named_run(run_id: str, run_name: str, pipeline_name: str) -> list[Event]:
-    """A run that started and completed, with no steps."""
-    at = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
-    return [
-        RunStarted(run_id=run_id, run_name=run_name, pipeline_name=pipeline_name, started_at=at),
-        RunFinished(run_id=run_id, status="completed", duration_s=1.0),
-    ]
 
 
 async def test_runs_by_id_then_name_then_id_prefix(stack: Stack) -> None:
@@ -396,7 +366,7 @@ async def test_artifacts_and_pipelines_have_ids_derived_from_their_names(stack: 
     artifact = await stack.get(f"/artifacts/{tag}::model", Artifact, min_seq=seq)
     assert (
         artifact.id
-        == queries.artifact_id(f"{tag}::model")
+        == ids.artifact_id(f"{tag}::model")
         == str(uuid.uuid5(uuid.UUID("c6a61954-12a0-4105-abd6-616c2f9fbb80"), f"{tag}::model"))
     )  # fixed forever: a replay, or another installation, derives the same id
     assert list(artifact.versions) == ["1", "2"] and artifact.latest.version == "2"
@@ -405,7 +375,7 @@ async def test_artifacts_and_pipelines_have_ids_derived_from_their_names(stack: 
     assert await stack.get(f"/artifacts/{artifact.id[:13]}", Artifact) == artifact
 
     pipeline = await stack.get(f"/pipelines/train-{tag}", RecordedPipeline)
-    assert pipeline.id == queries.pipeline_id(f"train-{tag}")
+    assert pipeline.id == ids.pipeline_id(f"train-{tag}")
     assert (pipeline.run_count, [r.name for r in pipeline.runs]) == (2, [f"b-{tag}", f"a-{tag}"])
     assert pipeline.last_successful_run is not None
     assert await stack.get(f"/pipelines/{pipeline.id[:13]}", RecordedPipeline) == pipeline
@@ -422,19 +392,19 @@ async def test_artifacts_and_pipelines_have_ids_derived_from_their_names(stack: 
 
 async def test_ambiguous_derived_id_prefixes_list_the_matches(stack: Stack) -> None:
     tag = uuid.uuid4().hex[:8]
-    first, second, prefix = _colliding(lambda i: f"{tag}-{i}", queries.artifact_id)
+    first, second, prefix = _colliding(lambda i: f"{tag}-{i}", ids.artifact_id)
     seq = await stack.publish(
         [msgspec.structs.replace(version(tag, n, "1", 1), name=n) for n in (first, second)]
     )
     error = await stack.get(f"/artifacts/{prefix}", ErrorBody, 409, min_seq=seq)
     assert error.error == "ambiguous"
-    assert f"{first} ({queries.artifact_id(first)})" in error.message
-    assert f"{second} ({queries.artifact_id(second)})" in error.message
+    assert f"{first} ({ids.artifact_id(first)})" in error.message
+    assert f"{second} ({ids.artifact_id(second)})" in error.message
 
-    first, second, prefix = _colliding(lambda i: f"p-{tag}-{i}", queries.pipeline_id)
+    first, second, prefix = _colliding(lambda i: f"p-{tag}-{i}", ids.pipeline_id)
     await stack.publish(named_run(f"{tag}-1", "r1", first) + named_run(f"{tag}-2", "r2", second))
     error = await stack.get(f"/pipelines/{prefix}", ErrorBody, 409, min_seq=seq + 4)
-    assert f"{first} ({queries.pipeline_id(first)})" in error.message
+    assert f"{first} ({ids.pipeline_id(first)})" in error.message
 
 
 def _colliding(name: Any, derive: Any, digits: int = 6) -> tuple[str, str, str]:
@@ -447,3 +417,37 @@ def _colliding(name: Any, derive: Any, digits: int = 6) -> tuple[str, str, str]:
             return seen[prefix], candidate, prefix
         seen[prefix] = candidate
     raise AssertionError("no collision")
+
+
+async def test_the_client_reads_through_the_app_in_process_and_waits_for_its_writes(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Client(transport=InProcessTransport(app, loop))``: typed reads with no server, and
+    read-your-writes (the Client's ``min_seq``) waiting for the projector."""
+    tag = uuid.uuid4().hex[:8]
+    transport = InProcessTransport(stack.app, asyncio.get_running_loop())
+    with Client("http://cairn", transport=transport) as client:
+        seq = await stack.publish(run_events(tag) + [version(tag, "model", "2", 2)])
+        # as if this process had published them: the Client asks the API to wait for seq
+        monkeypatch.setattr(cairn.tracking, "last_published_seq", lambda api_url: seq)
+        run = await asyncio.to_thread(client.get_pipeline_run, f"training-{tag}")
+        assert (run.id, run.status) == (f"run-{tag}", "completed")
+        assert run.steps["trainer"].output.name == f"{tag}::model"
+        latest = await asyncio.to_thread(client.get_artifact_version, f"{tag}::model")
+        assert latest.version == "2"
+
+        summaries = {a.name: a for a in await asyncio.to_thread(client.list_artifacts)}
+        model = summaries[f"{tag}::model"]
+        assert isinstance(model, ArtifactSummary) and model.latest == latest
+        assert (model.id, model.latest_version, model.version_count) == (
+            ids.artifact_id(f"{tag}::model"),
+            "2",
+            2,
+        )
+
+        # a sequence the projector never reaches: the API waits min_seq_timeout, then says so
+        monkeypatch.setattr(cairn.tracking, "last_published_seq", lambda api_url: seq + 1000)
+        with pytest.raises(ServiceUnavailableError, match="is behind"):
+            await asyncio.to_thread(client.list_pipeline_runs)
+        with pytest.raises(RuntimeError, match="call the Client from another thread"):
+            client.list_pipelines()  # on the loop the app runs on, which it would block

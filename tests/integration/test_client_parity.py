@@ -16,7 +16,7 @@ import pytest
 from cairn import AmbiguousError, Client, NotFoundError, StackUnavailableError, pipeline, step
 from cairn.models import Artifact, PipelineResponse, RecordedPipeline
 from cairn.settings import StackRecord, write_stack
-from cairn_projections import queries
+from cairn_projections import ids
 from cairn_services.stack import free_port
 
 pytestmark = pytest.mark.usefixtures("cairn_stack")
@@ -61,7 +61,7 @@ def test_get_pipeline_run_takes_an_id_a_name_or_an_id_prefix(uid: str) -> None:
     assert client.get_pipeline_run(run.name).id == first
 
     shared = common_prefix(first, second)
-    assert len(shared) >= queries.MIN_ID_PREFIX  # made within a second of each other
+    assert len(shared) >= ids.MIN_ID_PREFIX  # made within a second of each other
     assert client.get_pipeline_run(first[: len(shared) + 1]).id == first
     assert client.get_pipeline_run(second[: len(shared) + 1]).id == second
     with pytest.raises(AmbiguousError) as ambiguous:
@@ -138,7 +138,7 @@ def test_get_artifact_returns_the_artifact_with_its_versions(uid: str) -> None:
     client = Client()
     artifact = client.get_artifact(f"parity_av_{uid}")
     assert isinstance(artifact, Artifact)
-    assert artifact.id == queries.artifact_id(f"parity_av_{uid}")
+    assert artifact.id == ids.artifact_id(f"parity_av_{uid}")
     assert list(artifact.versions) == ["1", "2"] and artifact.versions["1"].load() == 1
     assert (artifact.latest_version_name, artifact.latest.load()) == ("2", 2)
     assert artifact.latest_version_id == client.get_artifact_version(artifact.name).id
@@ -147,8 +147,8 @@ def test_get_artifact_returns_the_artifact_with_its_versions(uid: str) -> None:
     assert client.get_artifact(artifact.id[:13]) == artifact
     by_id = client.list_artifact_versions(artifact=artifact.id[:13])
     assert by_id == client.list_artifact_versions(artifact.name) == list(artifact.versions.values())
-    listed = {a["name"]: a for a in client.list_artifacts()}
-    assert listed[artifact.name]["id"] == artifact.id
+    listed = {a.name: a for a in client.list_artifacts()}
+    assert listed[artifact.name].id == artifact.id
 
     with pytest.raises(NotFoundError, match=f"similar names: parity_av_{uid}"):
         client.get_artifact(f"parity_av_{uid}_nope")
@@ -162,7 +162,7 @@ def test_get_pipeline_returns_its_runs_and_list_pipelines_lists_it(uid: str) -> 
     client = Client()
     found = client.get_pipeline(name)
     assert isinstance(found, RecordedPipeline) and PipelineResponse is RecordedPipeline
-    assert found.id == queries.pipeline_id(name)
+    assert found.id == ids.pipeline_id(name)
     assert [r.id for r in found.runs] == [second, first]  # newest first
     assert (found.run_count, found.num_runs) == (2, 2)
     assert found.latest_run is not None and found.latest_run.status == "failed"

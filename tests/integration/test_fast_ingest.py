@@ -18,6 +18,9 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
+#: The stream the publisher records to (these tests run one nats-server each).
+STREAM = ev.DEFAULT_STREAM
+
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[NatsServer]:
@@ -121,11 +124,11 @@ def realistic(n: int) -> list[ev.Event]:
 
 
 async def stored_event_ids(js: JetStreamContext) -> list[str]:
-    return [ev.decode(data).event_id for data in await stored_payloads(js, ev.STREAM)]
+    return [ev.decode(data).event_id for data in await stored_payloads(js, STREAM.name)]
 
 
 def publish_all(server: NatsServer, spool: Path, events: list[ev.Event]) -> EventPublisher:
-    publisher = EventPublisher(server.url, spool).start()
+    publisher = EventPublisher(server.url, spool, fast_ingest=True).start()
     for event in events:
         publisher.publish(event)
     assert publisher.flush(30)
@@ -135,13 +138,13 @@ def publish_all(server: NatsServer, spool: Path, events: list[ev.Event]) -> Even
 async def test_the_publisher_turns_batches_on_for_a_stream_made_without_them(
     js: JetStreamContext, server: NatsServer, tmp_path: Path
 ) -> None:
-    await js.add_stream(StreamConfig(name=ev.STREAM, subjects=ev.STREAM_SUBJECTS))
+    await js.add_stream(StreamConfig(name=STREAM.name, subjects=STREAM.subjects))
     events = realistic(50)
 
     publisher = await asyncio.to_thread(publish_all, server, tmp_path / "spool", events)
     publisher.close()
 
-    assert (await js.stream_info(ev.STREAM)).config.allow_batched is True
+    assert (await js.stream_info(STREAM.name)).config.allow_batched is True
     assert await stored_event_ids(js) == [e.event_id for e in events]
 
 
@@ -151,8 +154,8 @@ async def test_the_publisher_goes_on_one_by_one_when_the_stream_stops_taking_bat
     before, after = realistic(10), realistic(40)
     publisher = await asyncio.to_thread(publish_all, server, tmp_path / "spool", before)
     # someone recreates the stream without fast ingest under the running publisher
-    await js.delete_stream(ev.STREAM)
-    await js.add_stream(StreamConfig(name=ev.STREAM, subjects=ev.STREAM_SUBJECTS))
+    await js.delete_stream(STREAM.name)
+    await js.add_stream(StreamConfig(name=STREAM.name, subjects=STREAM.subjects))
 
     for event in after:
         publisher.publish(event)
@@ -167,11 +170,11 @@ def test_events_in_flight_when_nats_restarts_are_stored_once(
     server: NatsServer, tmp_path: Path
 ) -> None:
     before, during, after = realistic(20_000), realistic(2_000), realistic(5_000)
-    publisher = EventPublisher(server.url, tmp_path / "spool").start()
+    publisher = EventPublisher(server.url, tmp_path / "spool", fast_ingest=True).start()
     for event in before:  # handed over: most are still queued or in a batch in flight
         publisher.publish(event)
     # stop NATS while a batch is part-way through: some of it acknowledged, some not
-    fast, deadline = publisher._fast, time.monotonic() + 10
+    fast, deadline = publisher._link.fast, time.monotonic() + 10
     assert fast is not None
     while not (fast.current and 0 < fast.current.acked < len(fast.current.items)):
         assert time.monotonic() < deadline, "no batch was caught in flight"

@@ -15,11 +15,13 @@ import asyncpg
 import nats
 import pytest
 from cairn import ArtifactConfig, ArtifactVersionError, Client, pipeline, step
-from cairn_events import STREAM, ArtifactMaterialized, artifact_versions_filter, decode
+from cairn_events import DEFAULT_STREAM, ArtifactMaterialized, artifact_versions_path, decode
 from cairn_services.projector import Projector, consumer_name
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 pytestmark = pytest.mark.usefixtures("cairn_stack")
+
+STREAM = DEFAULT_STREAM
 
 
 def run_with_version(name: str, version: str | int | None, value: int) -> str:
@@ -69,8 +71,8 @@ def test_latest_is_the_newest_claim_as_in_zenml(uid: str) -> None:
     assert client.get_artifact_version(name).load() == 3
     assert run_with_version(name, None, 4) == "45"
     assert client.get_artifact_version(name, "latest").version == "45"
-    row = next(a for a in client.list_artifacts() if a["name"] == name)
-    assert row["latest"]["version"] == "45"
+    row = next(a for a in client.list_artifacts() if a.name == name)
+    assert row.latest.version == "45"
     assert [v.version for v in client.list_artifact_versions(name)] == ["44", "golden", "10", "45"]
 
 
@@ -217,14 +219,14 @@ async def test_a_replay_into_a_new_database_gives_the_same_numbers(
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
-        last_seq = (await js.stream_info(STREAM)).state.last_seq
+        last_seq = (await js.stream_info(STREAM.name)).state.last_seq
         replayer = Projector(nats_url, fresh_database, name=f"replay-{uuid.uuid4().hex[:8]}")
         await replayer.start()
         try:
             await replayer.run_until(last_seq, timeout=90)
         finally:
             await replayer.stop()
-            await js.delete_consumer(STREAM, consumer_name(replayer.name))
+            await js.delete_consumer(STREAM.name, consumer_name(replayer.name))
     finally:
         await nc.close()
     query = (
@@ -254,9 +256,9 @@ async def _versions_in_log_order(nats_url: str, name: str) -> list[ArtifactMater
     try:
         js = nc.jetstream()
         sub = await js.pull_subscribe(
-            artifact_versions_filter(name),
+            STREAM.subject(artifact_versions_path(name)),
             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30),
-            stream=STREAM,
+            stream=STREAM.name,
         )
         pending = (await sub.consumer_info()).num_pending
         events: list[ArtifactMaterialized] = []

@@ -9,31 +9,20 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import msgspec
 import pytest
-from cairn_events import (
-    ArtifactMaterialized,
-    Event,
-    RunFinished,
-    RunStarted,
-    StepFinished,
-    StepStarted,
-    encode,
-    subject_of,
-)
-from cairn_projections import STAGING_DDL, Write, fold, migrate, staging_table
+from cairn_events import ArtifactMaterialized, Event, encode, subject_of
+from cairn_projections import ALL_FOLDS, fold, migrate, staging_ddl, staging_table
 from cairn_services.projector.batch import Batch, DeadLetter, Projected
 from cairn_services.projector.writer import (
     ProjectionWriter,
     apply_in_savepoint,
     open_connection,
 )
+from factories import clash, completed_runs, stored_version
 
-T0 = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 PROJECTOR = "bad-events"
 
 
@@ -43,51 +32,6 @@ async def writer(fresh_database: str) -> AsyncIterator[ProjectionWriter]:
     await w.open()
     yield w
     await w.close()
-
-
-def runs(tag: str, n_runs: int, steps: int = 3) -> list[Event]:
-    """``n_runs`` completed runs of ``steps`` steps, each step making version 1 of its artifact."""
-    events: list[Event] = []
-    for r in range(n_runs):
-        run_id = f"run-{tag}-{r}"
-        events.append(RunStarted(run_id=run_id, run_name=run_id, pipeline_name=tag, started_at=T0))
-        for s in range(steps):
-            step_id, av_id = f"step-{tag}-{r}-{s}", f"av-{tag}-{r}-{s}"
-            events += [
-                StepStarted(run_id=run_id, step_run_id=step_id, step_name=f"s{s}", function="f"),
-                artifact(av_id, f"{tag}::{r}::{s}", step_id),
-                StepFinished(
-                    run_id=run_id,
-                    step_run_id=step_id,
-                    step_name=f"s{s}",
-                    duration_s=0.1,
-                    outputs={"output": av_id},
-                ),
-            ]
-        events.append(RunFinished(run_id=run_id, status="completed", duration_s=1.0))
-    return events
-
-
-def artifact(av_id: str, name: str, step_id: str, version: str = "1") -> ArtifactMaterialized:
-    return ArtifactMaterialized(
-        artifact_version_id=av_id,
-        name=name,
-        version=version,
-        numeric_count=int(version),
-        uri=f"/store/{av_id}",
-        artifact_type="data",
-        data_type="builtins.dict",
-        materializer="cairn.materializers.BuiltInMaterializer",
-        content_hash="h",
-        size=1,
-        producer_step_run_id=step_id,
-        occurred_at=T0 + timedelta(seconds=1),
-    )
-
-
-def clash(original: ArtifactMaterialized, tag: str) -> ArtifactMaterialized:
-    """Another id for the same name and version: only the unique constraint can refuse it."""
-    return msgspec.structs.replace(original, artifact_version_id=f"clash-{tag}", event_id=tag)
 
 
 def batch_of(events: list[Event], first_seq: int = 1) -> Batch:
@@ -123,9 +67,9 @@ async def checkpoint(dsn: str) -> int | None:
 async def test_rejected_events_among_many_are_dead_lettered_and_the_rest_committed(
     writer: ProjectionWriter, fresh_database: str
 ) -> None:
-    good = runs("g", n_runs=100)  # 1,100 events
+    good = completed_runs("g", n_runs=100)  # 1,100 events
     versions = [e for e in good if isinstance(e, ArtifactMaterialized)]
-    huge = artifact("av-huge", secrets.token_urlsafe(12000), "step-g-0-0")  # too big to index
+    huge = stored_version("av-huge", secrets.token_urlsafe(12000), "step-g-0-0")  # too big to index
     bad = [clash(versions[i], f"bad-{i}") for i in (0, 40, 41, 150)] + [huge]
     events = list(good)
     for offset, event in zip((5, 200, 201, 700, 1099), bad, strict=True):
@@ -161,9 +105,9 @@ async def test_rejected_events_among_many_are_dead_lettered_and_the_rest_committ
 async def test_of_two_events_claiming_one_version_the_earlier_is_kept(
     writer: ProjectionWriter, fresh_database: str, gap: int
 ) -> None:
-    events = runs("p", n_runs=60)  # 660 events
-    first = artifact("av-first", "contested", "step-p-0-0")
-    second = artifact("av-second", "contested", "step-p-0-1")
+    events = completed_runs("p", n_runs=60)  # 660 events
+    first = stored_version("av-first", "contested", "step-p-0-0")
+    second = stored_version("av-second", "contested", "step-p-0-1")
     events.insert(100, first)
     events.insert(100 + gap, second)
     batch = batch_of(events)
@@ -181,15 +125,15 @@ async def test_a_rolled_back_savepoint_leaves_no_staged_rows(fresh_database: str
     conn = await open_connection(fresh_database, "public")
     try:
         await migrate(conn, "public")
-        await conn.execute(STAGING_DDL)
-        taken = batch_of([artifact("av-1", "taken", "s")]).projected
-        rival = batch_of([artifact("av-2", "taken", "s"), *runs("r", 1)]).projected
+        await conn.execute(staging_ddl(ALL_FOLDS.row_types))
+        taken = batch_of([stored_version("av-1", "taken", "s")]).projected
+        rival = batch_of([stored_version("av-2", "taken", "s"), *completed_runs("r", 1)]).projected
         async with conn.transaction():
             assert await apply_in_savepoint(conn, taken) is None
             error = await apply_in_savepoint(conn, rival)
             assert isinstance(error, asyncpg.UniqueViolationError)
-            for write in Write:  # else the next apply would upsert them again, and fail again
-                assert await conn.fetchval(f"SELECT count(*) FROM {staging_table(write)}") == 0
+            for row_type in ALL_FOLDS.row_types:  # else the next apply would upsert them again
+                assert await conn.fetchval(f"SELECT count(*) FROM {staging_table(row_type)}") == 0
             assert await apply_in_savepoint(conn, rival[1:]) is None
             assert await conn.fetchval("SELECT count(*) FROM pipeline_runs") == 1
     finally:
@@ -202,10 +146,10 @@ async def test_a_failure_that_is_not_the_data_propagates_and_writes_nothing(
     db = fresh_database.rsplit("/", 1)[1]
     await fetch(database_url, f"ALTER DATABASE \"{db}\" SET lock_timeout = '300ms'")
     await writer.open()  # reconnect, to pick the setting up
-    version = artifact("av-1", "taken", "s")
+    version = stored_version("av-1", "taken", "s")
     await writer.commit(batch_of([version]))
     # the clash is refused (a data error); the run then waits on a lock (not one) and gives up
-    batch = batch_of([clash(version, "c"), *runs("l", 1, steps=0)], first_seq=2)
+    batch = batch_of([clash(version, "c"), *completed_runs("l", 1, steps=0)], first_seq=2)
     locker = await asyncpg.connect(fresh_database)
     try:
         async with locker.transaction():
@@ -225,7 +169,7 @@ async def test_a_failure_that_is_not_the_data_propagates_and_writes_nothing(
 async def test_a_clean_batch_is_one_transaction_with_no_dead_letters(
     writer: ProjectionWriter, fresh_database: str
 ) -> None:
-    batch = batch_of(runs(uuid.uuid4().hex[:6], n_runs=20))
+    batch = batch_of(completed_runs(uuid.uuid4().hex[:6], n_runs=20))
     assert await writer.commit(batch) == []
     assert await checkpoint(fresh_database) == batch.last_seq
     assert (await table_counts(fresh_database))["artifact_versions"] == 60
@@ -236,7 +180,7 @@ async def test_a_dead_letter_from_a_subject_holding_nul_is_still_recorded(
 ) -> None:
     # nats-server takes a NUL byte in a subject; Postgres text can't hold it, and a dead letter
     # that can't be written would stop the projector at that batch for ever
-    batch = batch_of(runs("n", 1, steps=0), first_seq=2)
+    batch = batch_of(completed_runs("n", 1, steps=0), first_seq=2)
     batch.first_seq = 1
     batch.dead.append(DeadLetter(1, "cairn.run.a\x00b", b"{}", "misrouted"))
     assert [d.seq for d in await writer.commit(batch)] == [1]

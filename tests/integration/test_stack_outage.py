@@ -1,7 +1,9 @@
 """An outage is not a reason to start a second stack: only what is down comes back, where it was.
 
 Real processes under a temp CAIRN_HOME: `cairn up`, SDK processes, and kills of
-the pids the stack record names.
+the pids the stack record names. Unlike the publisher's own suite these run once, with
+fast-ingest batches (the default): each starts a whole local stack (5-9 s), and the
+publisher's outage handling runs both ways in test_publishing.py.
 """
 
 from __future__ import annotations

@@ -136,24 +136,3 @@ def test_missing_postgres_binaries_is_a_clear_error(
     monkeypatch.setenv("CAIRN_PG_BIN", str(tmp_path / "no-such-bin"))
     with pytest.raises(StackError, match="CAIRN_PG_BIN"):
         PostgresServer(tmp_path / "pg").start()
-
-
-async def test_fresh_database_fixture_is_empty_and_usable(fresh_database: str) -> None:
-    conn = await asyncpg.connect(fresh_database)
-    try:
-        tables = await conn.fetchval(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
-        )
-        assert tables == 0
-        await conn.execute("CREATE TABLE t (x int)")
-    finally:
-        await conn.close()
-
-
-async def test_nats_url_fixture_serves_jetstream(nats_url: str) -> None:
-    nc = await nats.connect(nats_url)
-    try:
-        info = await nc.jetstream().account_info()
-        assert info.limits is not None
-    finally:
-        await nc.close()

@@ -8,7 +8,9 @@ import textwrap
 import pytest
 from cairn import Client
 
-pytestmark = pytest.mark.usefixtures("cairn_stack")
+#: The publisher's suite: every test here runs with fast-ingest batches and one at a time.
+pytestmark = pytest.mark.usefixtures("cairn_stack", "publish_batches")
+
 
 WRITER = textwrap.dedent(
     """

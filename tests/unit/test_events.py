@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from datetime import UTC, datetime
 
 import cairn_events as ev
@@ -125,14 +126,115 @@ def test_names_become_valid_reversible_subject_tokens(name: str) -> None:
     token = ev.token(name)
     assert not set(token) & set(" .*>\t")
     assert ev.untoken(token) == name
-    assert ev.artifact_version_subject(name, "3").startswith(ev.artifact_name_prefix(name) + ".")
+    subject = ev.DEFAULT_STREAM.subject(ev.artifact_version_path(name, "3"))
+    assert _matches(ev.DEFAULT_STREAM.subject(ev.artifact_versions_path(name)), subject)
 
 
-def test_subject_of_routes_by_family() -> None:
-    run, _, step, *_, artifact = _samples()
-    assert ev.subject_of(run) == "cairn.run.r"
-    assert ev.subject_of(step) == "cairn.step.r"
-    assert ev.subject_of(artifact) == ev.artifact_version_subject("n", "1")
+def test_subject_of_routes_by_family_under_the_streams_root() -> None:
+    run, finished, step, done, failed, artifact = _samples()
+    assert ev.subject_of(run) == ev.subject_of(finished) == "cairn.run.r"
+    assert ev.subject_of(step) == ev.subject_of(done) == ev.subject_of(failed) == "cairn.step.r"
+    assert ev.subject_of(artifact) == f"cairn.artifact.{ev.token('n')}.{ev.token('1')}"
+    mine = ev.EventStream(name="MINE", root="mine")
+    assert mine.subject_of(run) == ev.subject_of(run, mine) == "mine.run.r"
+    assert mine.subjects == ["mine.>"] and _matches(mine.subjects[0], mine.subject_of(artifact))
+    assert not _matches(ev.DEFAULT_STREAM.subjects[0], mine.subject_of(run))
+
+
+def test_the_catalogue_is_one_list_and_every_event_in_it_has_a_subject_rule() -> None:
+    assert typing.get_args(ev.AnyEvent) == ev.EVENT_TYPES
+    tags = [t.__struct_config__.tag for t in ev.EVENT_TYPES]
+    assert len(set(tags)) == len(tags)
+    samples = {type(e): e for e in _samples()}
+    assert set(samples) == set(ev.EVENT_TYPES)  # a new event type needs a sample here
+    for event in samples.values():
+        family = ev.subject_of(event).split(".")[1]
+        assert family in set(ev.Family), (event.tag, family)
+
+
+def test_an_event_class_without_a_subject_rule_cannot_be_routed() -> None:
+    with pytest.raises(NotImplementedError, match="ModelRegistered has no subject rule"):
+        ev.subject_of(ModelRegistered(name="x", stage="prod"))
+
+
+#: One of every path the grammar has, about one artifact name where it takes one.
+_NAME = "team/model.v2 *"
+_PATHS = {
+    ev.Family.RUN: ev.run_path("0190c3f2-aaaa-7bbb-8ccc-000000000001"),
+    ev.Family.STEP: ev.step_path("0190c3f2-aaaa-7bbb-8ccc-000000000001"),
+    ev.Family.ARTIFACT: ev.artifact_version_path(_NAME, "7"),
+    ev.Family.METADATA: ev.metadata_path("artifact_version", "0190c3f2-aaaa-7bbb-8ccc-0000000002"),
+    ev.Family.TAG: ev.tag_path(_NAME),
+    ev.Family.PRUNE: ev.prune_path(_NAME),
+    ev.Family.CACHE: ev.cache_path("sha256:" + "0" * 64),
+    ev.Family.MODEL: ev.model_version_path(_NAME, "7"),
+}
+
+
+def test_the_grammar_has_a_path_for_every_family_and_each_starts_with_its_family() -> None:
+    assert set(_PATHS) == set(ev.Family)
+    for family, path in _PATHS.items():
+        tokens = path.split(".")
+        assert tokens[0] == family and all(tokens), path
+        assert not set(path) & set(" *>\t\x00"), path
+
+
+def test_a_version_claim_compares_over_version_subjects_only() -> None:
+    """Nothing but a new version may land on the wildcard a claim of the name sets over."""
+    stream = ev.DEFAULT_STREAM
+    claimed_over = stream.subject(ev.artifact_versions_path(_NAME))
+    for family, path in _PATHS.items():
+        assert _matches(claimed_over, stream.subject(path)) is (family == ev.Family.ARTIFACT)
+    for other in (_NAME + "x", _NAME[:-1], "team", "team/model"):
+        assert not _matches(claimed_over, stream.subject(ev.artifact_version_path(other, "7")))
+        assert not _matches(claimed_over, stream.subject(ev.tag_path(other)))
+
+
+def test_dead_letters_live_outside_the_event_stream() -> None:
+    for stream in (ev.DEFAULT_STREAM, ev.EventStream.named("T_1f3a")):
+        letter = stream.dead_letter_subject("main")
+        assert _matches(stream.dead_letter_subjects[0], letter)
+        assert not _matches(stream.subjects[0], letter)
+        assert stream.dead_letter_name != stream.name
+    assert ev.DEFAULT_STREAM.dead_letter_name == "CAIRN_DEAD_LETTERS"
+
+
+@pytest.mark.parametrize(
+    ("name", "root", "problem"),
+    [
+        ("", "cairn", "stream name"),
+        ("A.B", "cairn", "stream name"),
+        ("CAIRN", "", "subject root"),
+        ("CAIRN", "a.b", "subject root"),
+        ("CAIRN", "Cairn", "subject root"),
+        ("CAIRN", "ca>", "subject root"),
+    ],
+)
+def test_a_stream_refuses_names_and_roots_that_break_the_grammar(
+    name: str, root: str, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        ev.EventStream(name=name, root=root)
+
+
+def test_a_stream_declares_its_jetstream_configuration_once() -> None:
+    stream = ev.EventStream.named("T_ab12")
+    assert (stream.name, stream.root) == ("T_ab12", "t-ab12")
+    config = stream.config(allow_batched=True)
+    assert config["name"] == "T_ab12" and config["subjects"] == ["t-ab12.>"]
+    assert config["duplicate_window"] == ev.DUPLICATE_WINDOW_S and config["allow_batched"]
+    assert stream.dead_letter_config()["subjects"] == ["t-ab12-dead-letter.>"]
+
+
+def _matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: ``*`` is one token, a final ``>`` one or more."""
+    want, got = pattern.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">":
+            return len(got) > i
+        if i >= len(got) or (token != "*" and token != got[i]):
+            return False
+    return len(got) == len(want)
 
 
 def test_only_positive_integers_are_numbered_versions() -> None:

@@ -1,4 +1,4 @@
-"""Folds: each event type turns into the row changes a user's queries are built from."""
+"""Folds: each event type turns into the rows a user's queries are built from."""
 
 from __future__ import annotations
 
@@ -6,70 +6,70 @@ import bisect
 import math
 import random
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from cairn_events import (
-    ArtifactMaterialized,
+    DEFAULT_STREAM,
     Event,
     RunFinished,
+    RunOutcome,
     RunStarted,
     StepFailed,
     StepFinished,
     StepStarted,
-    artifact_version_subject,
+    artifact_version_path,
     encode,
-    run_subject,
-    step_subject,
+    run_path,
+    step_path,
     subject_of,
 )
 from cairn_projections import (
-    WRITE_COLUMNS,
+    ARTIFACT_VERSIONS,
+    RUNS,
     FoldError,
-    RowChange,
-    Write,
+    Folds,
+    ReadModel,
+    Row,
     fold,
     fold_all,
-    fold_artifact_materialized,
+    stage_rows,
+)
+from cairn_projections.artifact_versions import ArtifactVersionRow, fold_artifact_materialized
+from cairn_projections.runs import (
+    RunFinishedRow,
+    RunStartedRow,
     fold_run_finished,
     fold_run_started,
+)
+from cairn_projections.steps import (
+    StepInputRow,
+    StepOutputRow,
+    StepStartedRow,
     fold_step_failed,
     fold_step_finished,
     fold_step_started,
-    stage_rows,
 )
 from cairn_services.projector.batch import fold_batch
 from cairn_services.projector.writer import isolate_rejected
+from factories import T0, artifact_version
+from msgspec.structs import asdict
 from nats.aio.msg import Msg
 
-T0 = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
+
+def columns(row: Row) -> dict[str, Any]:
+    """A row as {column: value}."""
+    return asdict(row)
 
 
-def columns(change: RowChange) -> dict[str, Any]:
-    """A change's row as {column: value}."""
-    return dict(zip(WRITE_COLUMNS[change.write], change.row, strict=True))
-
-
-def artifact(**overrides: Any) -> ArtifactMaterialized:
-    fields: dict[str, Any] = {
-        "artifact_version_id": "av-1",
-        "name": "training::trainer::output",
-        "version": "2",
-        "numeric_count": 2,
-        "uri": "/store/av-1",
-        "artifact_type": "model",
-        "data_type": "sklearn.linear_model.LogisticRegression",
-        "materializer": "cairn.materializers.CloudpickleMaterializer",
-        "content_hash": "abc",
-        "size": 1234,
+def artifact(**overrides: Any) -> Any:
+    """A version made by a run's trainer step, tagged ``prod``."""
+    made_by = {
         "producer_run_id": "run-1",
         "producer_step_run_id": "step-1",
         "output_name": "output",
-        "tags": ["prod"],
-        "occurred_at": T0,
     }
-    return ArtifactMaterialized(**{**fields, **overrides})
+    return artifact_version(**{**made_by, "tags": ["prod"], **overrides})
 
 
 def test_run_started_fills_identity_and_config() -> None:
@@ -84,7 +84,7 @@ def test_run_started_fills_identity_and_config() -> None:
         step_names=["loader", "trainer"],
     )
     [change] = fold_run_started(event)
-    assert change.write is Write.RUN_STARTED
+    assert type(change) is RunStartedRow
     assert columns(change) == {
         "id": "run-1",
         "name": "training-1",
@@ -107,7 +107,7 @@ def test_run_finished_fills_outcome_only() -> None:
         occurred_at=T0,
     )
     [change] = fold_run_finished(event)
-    assert change.write is Write.RUN_FINISHED
+    assert type(change) is RunFinishedRow
     assert columns(change) == {
         "id": "run-1",
         "outcome": "failed",
@@ -129,12 +129,12 @@ def test_step_started_writes_the_step_and_one_input_edge_per_argument() -> None:
         occurred_at=T0,
     )
     step, *edges = fold_step_started(event)
-    assert step.write is Write.STEP_STARTED
+    assert type(step) is StepStartedRow
     assert columns(step)["function"] == "pipelines.train.trainer"
     assert columns(step)["started_at"] == T0
     assert edges == [
-        RowChange(Write.STEP_INPUT, ("step-2", "data", "av-0", 0)),
-        RowChange(Write.STEP_INPUT, ("step-2", "labels", "av-9", 1)),
+        StepInputRow(step_run_id="step-2", key="data", artifact_version_id="av-0", position=0),
+        StepInputRow(step_run_id="step-2", key="labels", artifact_version_id="av-9", position=1),
     ]
 
 
@@ -156,7 +156,9 @@ def test_step_finished_completes_the_step_and_records_outputs() -> None:
         "finished_at": T0,
         "duration_s": 1.5,
     }
-    assert edge == RowChange(Write.STEP_OUTPUT, ("step-2", "output", "av-1", 0))
+    assert edge == StepOutputRow(
+        step_run_id="step-2", key="output", artifact_version_id="av-1", position=0
+    )
 
 
 def test_step_failed_keeps_the_error() -> None:
@@ -179,9 +181,9 @@ def test_step_failed_keeps_the_error() -> None:
 
 
 def test_artifact_materialized_records_the_numbered_version() -> None:
-    [change] = fold_artifact_materialized(artifact())
+    [change] = fold_artifact_materialized(artifact(occurred_at=T0))
     row = columns(change)
-    assert change.write is Write.ARTIFACT_VERSION
+    assert type(change) is ArtifactVersionRow
     assert (row["name"], row["version"], row["numeric_version"]) == (
         "training::trainer::output",
         "2",
@@ -230,21 +232,17 @@ def test_fold_all_keeps_log_order() -> None:
         RunStarted(run_id="r", run_name="n", pipeline_name="p", started_at=T0),
         RunFinished(run_id="r", status="completed", duration_s=1.0),
     ]
-    assert [c.write for c in fold_all(events)] == [Write.RUN_STARTED, Write.RUN_FINISHED]
+    assert [type(row) for row in fold_all(events)] == [RunStartedRow, RunFinishedRow]
 
 
-def staged(changes: list[RowChange]) -> list[dict[str, Any]]:
-    return [
-        dict(zip(WRITE_COLUMNS[write], row, strict=True))
-        for write, rows in stage_rows(changes).items()
-        for row in rows
-    ]
+def staged(rows: list[Row]) -> list[dict[str, Any]]:
+    return [columns(row) for of_type in stage_rows(rows).values() for row in of_type]
 
 
 def test_staging_merges_repeated_rows_as_applying_them_in_order_would() -> None:
-    first = RowChange(Write.STEP_OUTPUT, ("s", "out", "av-1", 0))
-    second = RowChange(Write.STEP_OUTPUT, ("s", "out", "av-2", 0))
-    other = RowChange(Write.STEP_OUTPUT, ("s", "log", "av-3", 1))
+    first = StepOutputRow(step_run_id="s", key="out", artifact_version_id="av-1", position=0)
+    second = StepOutputRow(step_run_id="s", key="out", artifact_version_id="av-2", position=0)
+    other = StepOutputRow(step_run_id="s", key="log", artifact_version_id="av-3", position=1)
     assert staged([first, other, second]) == [
         {"step_run_id": "s", "key": "out", "artifact_version_id": "av-2", "position": 0},
         {"step_run_id": "s", "key": "log", "artifact_version_id": "av-3", "position": 1},
@@ -261,7 +259,7 @@ def test_staging_groups_rows_by_write() -> None:
         RunStarted(run_id="r", run_name="n", pipeline_name="p", started_at=T0),
         RunFinished(run_id="r", status="completed", duration_s=1.0),
     ]
-    assert list(stage_rows(fold_all(events))) == [Write.RUN_STARTED, Write.RUN_FINISHED]
+    assert list(stage_rows(fold_all(events))) == [RunStartedRow, RunFinishedRow]
 
 
 # -- What the projector makes of a fetched batch: subjects, unstorable text, isolation ----------
@@ -275,6 +273,11 @@ def message(event: Any, *, subject: str | None = None, seq: int = 1, data: bytes
         reply=f"$JS.ACK.CAIRN.cairn-projector-t.1.{seq}.{seq}.0.0",
         data=data or encode(event),
     )
+
+
+def on(path: str) -> str:
+    """The subject for ``path`` on the default stream."""
+    return DEFAULT_STREAM.subject(path)
 
 
 def run_and_step() -> list[Event]:
@@ -294,18 +297,21 @@ def test_every_event_type_is_accepted_on_its_own_subject() -> None:
     ("event", "subject"),
     [
         # a forged version on an unrelated subject: it must not take the version
-        (artifact(version="1", numeric_count=1), run_subject("run-1")),
+        (artifact(version="1", numeric_count=1), on(run_path("run-1"))),
         (artifact(version="1", numeric_count=1), "cairn.anything.at.all"),
         # the name's prefix, but another version's claim subject
-        (artifact(version="1", numeric_count=2), artifact_version_subject(artifact().name, "2")),
-        (artifact(), artifact_version_subject("another::name", "2")),
+        (
+            artifact(version="1", numeric_count=2),
+            on(artifact_version_path(artifact().name, "2")),
+        ),
+        (artifact(), on(artifact_version_path("another::name", "2"))),
         (
             StepStarted(run_id="run-1", step_run_id="s", step_name="s", function="f"),
-            step_subject("run-2"),
+            on(step_path("run-2")),
         ),
         (
             RunStarted(run_id="run-1", run_name="n", pipeline_name="p", started_at=T0),
-            step_subject("run-1"),
+            on(step_path("run-1")),
         ),
     ],
 )
@@ -351,7 +357,7 @@ def test_the_text_backslash_u0000_is_not_nul_and_is_projected(text: str) -> None
     assert b"\\u0000" in encode(event)  # the cheap test fires; the exact one clears it
     batch = fold_batch([message(event)], after_seq=0)
     assert batch.dead == []
-    assert columns(batch.projected[0].changes[0])["error_message"] == text
+    assert columns(batch.projected[0].rows[0])["error_message"] == text
 
 
 def test_nul_next_to_escaped_backslashes_is_still_nul() -> None:
@@ -359,6 +365,42 @@ def test_nul_next_to_escaped_backslashes_is_still_nul() -> None:
     assert b'"\\\\\\u0000"' in encode(event)  # JSON: backslash escaped, then NUL escaped
     [dead] = fold_batch([message(event)], after_seq=0).dead
     assert "NUL" in dead.reason
+
+
+def test_a_projector_of_some_read_models_skips_the_events_none_of_them_folds() -> None:
+    events = run_and_step()  # run.started, step.started, artifact.materialized, run.finished
+    msgs = [message(e, seq=i + 1) for i, e in enumerate(events)]
+    msgs.append(message(events[0], seq=5, data=b"not json"))
+    batch = fold_batch(msgs, after_seq=0, folds=Folds([ARTIFACT_VERSIONS]))
+    [version] = batch.projected
+    assert version.seq == 3 and [type(row) for row in version.rows] == [ArtifactVersionRow]
+    assert batch.ignored == 3  # not dead letters: another projector's business
+    assert [d.seq for d in batch.dead] == [5]  # what cannot be read is still a dead letter
+    assert (batch.size, batch.last_seq) == (5, 5)  # the checkpoint moves past all of them
+    with pytest.raises(FoldError, match="no fold for event type RunStarted"):
+        Folds([ARTIFACT_VERSIONS])(events[0])
+
+
+def test_two_read_models_folding_one_event_type_both_get_their_rows() -> None:
+    audit = ReadModel("audit")
+
+    @audit.folds(RunStarted)
+    def count_run(event: RunStarted) -> list[Row]:
+        return [
+            RunFinishedRow(
+                id=event.run_id,
+                outcome=RunOutcome.COMPLETED,
+                finished_at=T0,
+                duration_s=0.0,
+                error=None,
+                failed_step=None,
+            )
+        ]
+
+    with pytest.raises(ValueError, match="folds RunStarted twice"):
+        audit.folds(RunStarted)(count_run)
+    run = RunStarted(run_id="r", run_name="n", pipeline_name="p", started_at=T0)
+    assert [type(row) for row in Folds([RUNS, audit])(run)] == [RunStartedRow, RunFinishedRow]
 
 
 class Ledger:

@@ -349,7 +349,7 @@ def test_folder_exists_before_save_so_plain_open_works(store: LocalArtifactStore
         return Square()
 
     specs, names = outputs_of(make, [Square()])
-    [(template, _)] = save_outputs(store, make, "s", "r", specs, [Square()], names)
+    [template] = save_outputs(store, make, "s", "r", specs, [Square()], names)
     assert store.listdir(template.uri) == ["sides.txt"]
     assert template.materializer == f"{__name__}.ShapeMaterializer"
     assert template.data_type == f"{__name__}.Square"

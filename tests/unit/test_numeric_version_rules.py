@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 from cairn import ArtifactConfig, ArtifactVersionError
 from cairn.claims import _next
 from cairn.naming import MAX_REQUESTED_NUMBER, requested_version
 from cairn_events import ArtifactMaterialized, is_numeric_version
-from cairn_projections import WRITE_COLUMNS, FoldError, fold_artifact_materialized
+from cairn_projections import FoldError
+from cairn_projections.artifact_versions import fold_artifact_materialized
 
 HIGHEST = 2**63 - 1  # Postgres bigint
 
@@ -125,7 +127,7 @@ def test_after_the_highest_number_there_is_no_next_one() -> None:
 
 def test_a_number_below_the_highest_folds_with_the_highest_kept() -> None:
     [change] = fold_artifact_materialized(version("10", 44))
-    row = dict(zip(WRITE_COLUMNS[change.write], change.row, strict=True))
+    row = msgspec.structs.asdict(change)
     assert (row["version"], row["numeric_version"], row["numeric_count"]) == ("10", 10, 44)
 
 

@@ -5,8 +5,10 @@ every method checks this and raises UnsafePathError otherwise, because names,
 version ids and uris may come from events or requests that we do not trust.
 
 The interface is deliberately small (open/exists/makedirs/listdir/size/digest/
-rmtree/remove) so that an object store (S3) can implement it as well as a local
-directory.
+rmtree/remove, and join for building uris) so that an object store (S3) can
+implement it as well as a local directory. Each store class serves one uri
+scheme (see cairn.artifact_stores.location): it is made for a location with
+``at()`` and finds the root of a version's uri with ``version_root()``.
 """
 
 from __future__ import annotations
@@ -67,10 +69,25 @@ class ArtifactStore(abc.ABC):
     anything is touched.
     """
 
+    @classmethod
+    @abc.abstractmethod
+    def at(cls, location: str) -> ArtifactStore:
+        """The store rooted at ``location``, a uri of this store's scheme."""
+
+    @classmethod
+    def version_root(cls, uri: str) -> str:
+        """The root of the store an artifact version's uri was made by (see artifact_uri)."""
+        return uri.rstrip("/").rsplit("/", 2)[0]
+
     @property
     @abc.abstractmethod
     def root(self) -> str:
         """The root uri; every uri of this store lies inside it."""
+
+    def holds(self, uri: str) -> bool:
+        """Whether ``uri`` lies inside this store's root (checks nothing on storage)."""
+        root = self.root.rstrip("/")
+        return uri == root or uri.startswith(root + "/")
 
     def artifact_uri(self, name: str, artifact_version_id: str) -> str:
         """Return the location for one artifact version: <root>/<slug(name)>/<version id>.

@@ -36,6 +36,15 @@ class LocalArtifactStore(ArtifactStore):
         # Prefix test is equivalent to os.path.commonpath for resolved paths, and cheaper.
         self._root_prefix = self._root if self._root.endswith(os.sep) else self._root + os.sep
 
+    @classmethod
+    def at(cls, location: str) -> LocalArtifactStore:
+        """The store rooted at a plain path or a ``file://`` uri (created if missing)."""
+        return cls(location.removeprefix("file://"))
+
+    @classmethod
+    def version_root(cls, uri: str) -> str:
+        return os.path.dirname(os.path.dirname(uri.rstrip(os.sep)))
+
     def __repr__(self) -> str:
         return f"LocalArtifactStore(root={self._root!r})"
 
@@ -50,6 +59,10 @@ class LocalArtifactStore(ArtifactStore):
 
     def _inside(self, real: str) -> bool:
         return real == self._root or real.startswith(self._root_prefix)
+
+    def holds(self, uri: str) -> bool:
+        """Whether ``uri`` resolves (symlinks included) to a path inside the root."""
+        return self._inside(os.path.realpath(uri))
 
     def _resolve(self, uri: str | os.PathLike[str]) -> str:
         """Return the real path of uri, or raise UnsafePathError if it is outside the root."""

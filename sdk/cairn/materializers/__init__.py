@@ -9,13 +9,7 @@ Importing this package does not import numpy, pandas, pyarrow, pydantic or
 cloudpickle; each materializer imports its library when it first needs it.
 """
 
-from cairn.materializers.base import (
-    ARTIFACT_TYPES,
-    BaseMaterializer,
-    MaterializerError,
-    MaterializerNotFoundError,
-    MaterializerTypeError,
-)
+from cairn.materializers.base import ARTIFACT_TYPES, BaseMaterializer
 from cairn.materializers.builtin import (
     BuiltInContainerMaterializer,
     BuiltInMaterializer,
@@ -24,6 +18,11 @@ from cairn.materializers.builtin import (
 from cairn.materializers.cloudpickle_materializer import (
     CloudpickleMaterializer,
     PickleFallbackWarning,
+)
+from cairn.materializers.errors import (
+    MaterializerError,
+    MaterializerNotFoundError,
+    MaterializerTypeError,
 )
 from cairn.materializers.numpy_materializer import NumpyMaterializer
 from cairn.materializers.pandas_materializer import PandasMaterializer

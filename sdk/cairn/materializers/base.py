@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import abc
 import functools
-import os
 import sys
 import types
 import typing
@@ -23,6 +22,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cairn.materializers import registry
+from cairn.materializers.errors import (
+    MaterializerError,
+    MaterializerNotFoundError,
+    MaterializerTypeError,
+)
 
 if TYPE_CHECKING:
     from cairn.artifact_stores.base import ArtifactStore
@@ -38,18 +42,6 @@ __all__ = [
 ARTIFACT_TYPES: frozenset[str] = frozenset(
     {"data", "model", "schema", "statistics", "service", "data_analysis"}
 )
-
-
-class MaterializerError(Exception):
-    """A materializer is defined wrongly or could not save or load an artifact."""
-
-
-class MaterializerNotFoundError(MaterializerError, LookupError):
-    """A materializer recorded by name could not be imported."""
-
-
-class MaterializerTypeError(MaterializerError, TypeError):
-    """A materializer was asked to save or load a type its ASSOCIATED_TYPES do not cover."""
 
 
 class BaseMaterializer(abc.ABC):
@@ -114,7 +106,7 @@ class BaseMaterializer(abc.ABC):
         """The store this artifact lives in (found from uri on first use if none was given)."""
         store = getattr(self, "_artifact_store", None)
         if store is None:
-            from cairn.artifacts import store_holding
+            from cairn.artifact_stores.location import store_holding
 
             store = self._artifact_store = store_holding(self.uri)
         return store
@@ -127,8 +119,11 @@ class BaseMaterializer(abc.ABC):
         return f"{type(self).__qualname__}(uri={self.uri!r})"
 
     def path(self, filename: str) -> str:
-        """Return the uri of one file of this artifact (uri joined with filename)."""
-        return os.path.join(self.uri, filename)
+        """Return the uri of one file of this artifact: uri and filename joined by its store.
+
+        The store joins (a local store with the OS's separator, an object store with "/").
+        """
+        return self.artifact_store.join(self.uri, filename)
 
     @abc.abstractmethod
     def load(self, data_type: type) -> Any:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from cairn.materializers.base import BaseMaterializer, MaterializerError
+from cairn.materializers.base import BaseMaterializer
+from cairn.materializers.errors import MaterializerError
 
 if TYPE_CHECKING:
     from cairn.artifact_stores.base import ArtifactStore

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cairn.materializers.base import BaseMaterializer, MaterializerError
+from cairn.materializers.base import BaseMaterializer
+from cairn.materializers.errors import MaterializerError
 
 __all__ = ["PydanticMaterializer"]
 

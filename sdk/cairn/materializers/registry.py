@@ -4,7 +4,8 @@ Materializer classes register themselves when they are defined (see
 BaseMaterializer.__init_subclass__). Lookup walks the MRO of the value's type;
 at the first class in the MRO that has registrations, a user's materializer
 wins over a built-in one, and among those the most recently defined wins.
-Types nobody registered go to the cloudpickle fallback.
+Types nobody else registered go to the cloudpickle fallback, which registers
+itself for ``object``, the end of every MRO.
 
 This module imports nothing heavy: built-ins for optional libraries are
 registered under "module.QualName" strings and matched by name.
@@ -16,6 +17,8 @@ import importlib
 import itertools
 import typing
 from typing import TYPE_CHECKING, Any
+
+from cairn.materializers.errors import MaterializerNotFoundError
 
 if TYPE_CHECKING:
     from cairn.materializers.base import BaseMaterializer
@@ -32,6 +35,9 @@ _BUILTIN_PREFIX = "cairn.materializers."
 _registrations: dict[type | str, list[type[BaseMaterializer]]] = {}
 _definition_order: dict[type[BaseMaterializer], int] = {}
 _by_name: dict[str, type[BaseMaterializer]] = {}
+# Every materializer class defined in this process (each registers when defined), kept
+# after unregister(): what a name recorded at save time may be loaded with.
+_defined: set[type[BaseMaterializer]] = set()
 _counter = itertools.count()
 # Runs once per output per step, so answers are cached per type; cleared on (un)registration.
 _cache: dict[Any, type[BaseMaterializer]] = {}
@@ -51,6 +57,7 @@ def register(
     materializer: type[BaseMaterializer], associated_types: tuple[type | str, ...]
 ) -> None:
     """Make materializer the choice for associated_types (called by BaseMaterializer subclasses)."""
+    _defined.add(materializer)
     _definition_order[materializer] = next(_counter)
     _by_name[qualified_name(materializer)] = materializer
     for associated in associated_types:
@@ -72,8 +79,9 @@ def unregister(materializer: type[BaseMaterializer]) -> None:
 def materializer_for(data_type: type) -> type[BaseMaterializer]:
     """Return the materializer class for values of data_type; never raises for a type.
 
-    Generic aliases (list[int]) are looked up by their origin. Types with no
-    registered materializer in their MRO get CloudpickleMaterializer.
+    Generic aliases (list[int]) are looked up by their origin. Types with no other
+    registered materializer in their MRO get CloudpickleMaterializer (registered for
+    ``object``).
     """
     try:
         return _cache[data_type]
@@ -94,9 +102,10 @@ def _lookup(data_type: Any) -> type[BaseMaterializer]:
         )
         if candidates:
             return _preferred(candidates)
-    from cairn.materializers.cloudpickle_materializer import CloudpickleMaterializer
-
-    return CloudpickleMaterializer
+    raise MaterializerNotFoundError(  # only if the fallback for object was unregistered
+        f"no materializer is registered for {data_type.__qualname__} or object; define one "
+        "(subclass cairn.materializers.BaseMaterializer) or register CloudpickleMaterializer."
+    )
 
 
 def _preferred(candidates: list[type[BaseMaterializer]]) -> type[BaseMaterializer]:
@@ -110,8 +119,6 @@ def materializer_by_name(qualified_name: str) -> type[BaseMaterializer]:
     Classes already defined in this process are returned directly; others are
     imported. Raises MaterializerNotFoundError saying what could not be found.
     """
-    from cairn.materializers.base import BaseMaterializer, MaterializerNotFoundError
-
     known = _by_name.get(qualified_name)
     if known is not None:
         return known
@@ -128,7 +135,7 @@ def materializer_by_name(qualified_name: str) -> type[BaseMaterializer]:
             "in this process; define materializers at module level so they can be imported."
         )
     found = import_qualified(qualified_name)
-    if not (isinstance(found, type) and issubclass(found, BaseMaterializer)):
+    if not isinstance(found, type) or found not in _defined:  # subclasses register
         raise MaterializerNotFoundError(
             f"{qualified_name!r} is {found!r}, not a BaseMaterializer subclass; "
             "pass the qualified name of a materializer class."
@@ -138,8 +145,6 @@ def materializer_by_name(qualified_name: str) -> type[BaseMaterializer]:
 
 def import_qualified(dotted: str) -> Any:
     """Import "package.module.Outer.Inner": the longest importable module prefix, then attributes."""
-    from cairn.materializers.base import MaterializerNotFoundError
-
     parts = dotted.split(".")
     for split in range(len(parts) - 1, 0, -1):
         module_name = ".".join(parts[:split])

@@ -20,13 +20,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from cairn.errors import StepDefinitionError
-from cairn.materializers.base import (
-    BaseMaterializer,
-    MaterializerError,
-    MaterializerTypeError,
-    associated_label,
-    type_label,
-)
+from cairn.materializers.base import BaseMaterializer, associated_label, type_label
+from cairn.materializers.errors import MaterializerError, MaterializerTypeError
 from cairn.materializers.registry import import_qualified, materializer_for
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import structlog
 from cairn_projections import CHECKPOINT_CHANNEL
-from cairn_projections.queries import get_checkpoint
+from cairn_projections.bookkeeping import get_checkpoint
 
 from .database import ReadModelPool
 from .errors import ProjectorBehindError

@@ -2,12 +2,12 @@
 
 A whole UUID is looked up as an id first (a name that looks like an id still works after
 it). Any other text is a name; if nothing has that name and the text can begin an id
-(:data:`~cairn_projections.queries.MIN_ID_PREFIX` hex digits or more, dashes where a UUID
+(:data:`~cairn_projections.ids.MIN_ID_PREFIX` hex digits or more, dashes where a UUID
 has them), it is tried as an id prefix. A prefix several ids share is an
 :class:`.errors.AmbiguousError` listing them; finding nothing is a
 :class:`.errors.NotFoundError` saying what exists.
 
-Artifacts and pipelines have ids derived from their names (see ``queries.artifact_id``),
+Artifacts and pipelines have ids derived from their names (see ``ids.artifact_id``),
 so their ids are matched against every name's derived id.
 """
 
@@ -18,9 +18,15 @@ import difflib
 import heapq
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from cairn_projections import queries
+from cairn_projections import artifact_versions, ids, runs
+from cairn_projections.artifact_versions import (
+    ArtifactVersionRow,
+    ArtifactWithVersions,
+    VersionMatch,
+)
+from cairn_projections.runs import PipelineWithRuns, RecordedRun
 
 from .errors import AmbiguousError, NotFoundError
 
@@ -29,30 +35,25 @@ MAX_LISTED = 10
 _SIMILAR = 0.6  # difflib's own default cutoff for a close match
 
 
-async def find_run(conn: Any, name_id_or_prefix: str) -> dict[str, Any]:
+async def find_run(conn: Any, name_id_or_prefix: str) -> RecordedRun:
     """The run with this id, else the newest run with this name, else the one id prefix."""
     text = name_id_or_prefix
-    whole_id = queries.is_uuid(text)
-    run = await queries.get_run(conn, text.lower() if whole_id else text)
+    whole_id = ids.is_uuid(text)
+    run = await runs.get_run(conn, text.lower() if whole_id else text)
     if run is None and whole_id:
-        run = await queries.get_run(conn, text)  # a run named like an id
+        run = await runs.get_run(conn, text)  # a run named like an id
     if run is not None:
         return run
-    prefix = None if whole_id else queries.id_prefix(text)
-    if prefix is not None and (
-        found := await _one_by_prefix(
-            conn,
-            text,
-            prefix,
-            queries.find_runs_by_id_prefix,
-            queries.get_run,
-            "pipeline runs",
-            lambda m: f"{m['name']} ({m['id']})",
-        )
-    ):
-        return found
-    latest = await queries.list_runs(conn, limit=MAX_LISTED, include_steps=False)
-    known = f"latest runs: {listing(r['name'] for r in latest)}" if latest else "no runs yet"
+    prefix = None if whole_id else ids.id_prefix(text)
+    if prefix is not None:
+        total, matches = await runs.find_runs_by_id_prefix(conn, prefix, limit=MAX_LISTED)
+        if total > 1:
+            listed = [f"{m.name} ({m.id})" for m in matches]
+            raise AmbiguousError(_ambiguous("pipeline runs", text, total, listed))
+        if matches and (found := await runs.get_run(conn, matches[0].id)) is not None:
+            return found
+    latest = await runs.list_runs(conn, limit=MAX_LISTED, include_steps=False)
+    known = f"latest runs: {listing(r.name for r in latest)}" if latest else "no runs yet"
     if whole_id:
         raise NotFoundError(f"No pipeline run has id '{text}', nor is one named so; {known}")
     if prefix is not None:
@@ -64,31 +65,21 @@ async def find_run(conn: Any, name_id_or_prefix: str) -> dict[str, Any]:
 
 async def find_artifact_version(
     conn: Any, name_id_or_prefix: str, version: str | None
-) -> dict[str, Any]:
+) -> ArtifactVersionRow:
     """The version with this id, else ``version`` (latest if None) of this name, else the one
     version whose id starts with this. As in ZenML, ``version`` is ignored for an id or prefix.
     """
     text = name_id_or_prefix
-    whole_id = queries.is_uuid(text)
-    if whole_id and (found := await queries.get_artifact_version(conn, text.lower())):
+    whole_id = ids.is_uuid(text)
+    if whole_id and (found := await artifact_versions.get_artifact_version(conn, text.lower())):
         return found
     found = await version_named(conn, text, version or "latest")
     if found is not None:
         return found
-    if version is not None and await queries.get_latest_artifact_version(conn, text):
+    if version is not None and await artifact_versions.get_latest_artifact_version(conn, text):
         raise NotFoundError(await no_such_version(conn, text, version))
-    prefix = None if whole_id else queries.id_prefix(text)
-    if prefix is not None and (
-        found := await _one_by_prefix(
-            conn,
-            text,
-            prefix,
-            queries.find_artifact_versions_by_id_prefix,
-            queries.get_artifact_version,
-            "artifact versions",
-            lambda m: f"{m['name']} version {m['version']} ({m['id']})",
-        )
-    ):
+    prefix = None if whole_id else ids.id_prefix(text)
+    if prefix is not None and (found := await _version_by_prefix(conn, text, prefix)):
         return found
     if whole_id:
         raise NotFoundError(
@@ -99,55 +90,73 @@ async def find_artifact_version(
     raise NotFoundError(await no_such_name(conn, text, also=also))
 
 
-async def version_named(conn: Any, name: str, version: str) -> dict[str, Any] | None:
+async def _version_by_prefix(conn: Any, text: str, prefix: str) -> ArtifactVersionRow | None:
+    """The one version whose id starts with ``prefix``; None if none; AmbiguousError if several."""
+    total, matches = await artifact_versions.find_artifact_versions_by_id_prefix(
+        conn, prefix, limit=MAX_LISTED
+    )
+    if total > 1:
+        listed = [_version_label(m) for m in matches]
+        raise AmbiguousError(_ambiguous("artifact versions", text, total, listed))
+    return await artifact_versions.get_artifact_version(conn, matches[0].id) if matches else None
+
+
+def _version_label(match: VersionMatch) -> str:
+    return f"{match.name} version {match.version} ({match.id})"
+
+
+async def version_named(conn: Any, name: str, version: str) -> ArtifactVersionRow | None:
     """``version`` of artifact ``name`` (``"latest"``: the newest claim)."""
     if version == "latest":
-        return await queries.get_latest_artifact_version(conn, name)
-    return await queries.get_artifact_version_by_name(conn, name, version)
+        return await artifact_versions.get_latest_artifact_version(conn, name)
+    return await artifact_versions.get_artifact_version_by_name(conn, name, version)
+
+
+N = TypeVar("N")
 
 
 @dataclass(frozen=True)
-class _Named:
+class _Named(Generic[N]):
     """A kind of entity the events know only by name, with an id derived from the name."""
 
     singular: str
     plural: str
     names: Callable[[Any], Awaitable[list[str]]]
     derive_id: Callable[[str], str]
-    get: Callable[[Any, str], Awaitable[dict[str, Any] | None]]
+    get: Callable[[Any, str], Awaitable[N | None]]
 
 
-_ARTIFACTS = _Named(
-    "artifact", "artifacts", queries.list_artifact_names, queries.artifact_id, queries.get_artifact
+_ARTIFACTS = _Named[ArtifactWithVersions](
+    "artifact",
+    "artifacts",
+    artifact_versions.list_artifact_names,
+    ids.artifact_id,
+    artifact_versions.get_artifact,
 )
-_PIPELINES = _Named(
-    "pipeline",
-    "pipelines",
-    queries.list_pipeline_names,
-    queries.pipeline_id,
-    queries.get_pipeline,
+_PIPELINES = _Named[PipelineWithRuns](
+    "pipeline", "pipelines", runs.list_pipeline_names, ids.pipeline_id, runs.get_pipeline
 )
 
 
-async def find_artifact(conn: Any, name_id_or_prefix: str) -> dict[str, Any]:
+async def find_artifact(conn: Any, name_id_or_prefix: str) -> ArtifactWithVersions:
     """The artifact with this id, else this name, else the one id prefix; with its versions."""
     return await _find_named(conn, name_id_or_prefix, _ARTIFACTS)
 
 
-async def find_pipeline(conn: Any, name_id_or_prefix: str) -> dict[str, Any]:
+async def find_pipeline(conn: Any, name_id_or_prefix: str) -> PipelineWithRuns:
     """The pipeline with this id, else this name, else the one id prefix; with its runs."""
     return await _find_named(conn, name_id_or_prefix, _PIPELINES)
 
 
-async def _find_named(conn: Any, text: str, kind: _Named) -> dict[str, Any]:
-    whole_id = queries.is_uuid(text)
+async def _find_named(conn: Any, text: str, kind: _Named[N]) -> N:
+    whole_id = ids.is_uuid(text)
     if whole_id:
         for _, name in await _ids_starting_with(conn, text.lower(), kind):
             if (found := await kind.get(conn, name)) is not None:
                 return found
     if (found := await kind.get(conn, text)) is not None:
         return found
-    prefix = None if whole_id else queries.id_prefix(text)
+    prefix = None if whole_id else ids.id_prefix(text)
     if prefix is not None:
         matches = await _ids_starting_with(conn, prefix, kind)
         if len(matches) == 1 and (found := await kind.get(conn, matches[0][1])) is not None:
@@ -161,7 +170,7 @@ async def _find_named(conn: Any, text: str, kind: _Named) -> dict[str, Any]:
     raise NotFoundError(await _no_such(conn, text, kind, also))
 
 
-async def _ids_starting_with(conn: Any, prefix: str, kind: _Named) -> list[tuple[str, str]]:
+async def _ids_starting_with(conn: Any, prefix: str, kind: _Named[N]) -> list[tuple[str, str]]:
     """The ``(id, name)`` of every ``kind`` whose derived id starts with ``prefix``, by id."""
     names = await kind.names(conn)
     # Deriving every name's id is CPU work (some ms per 10k names): keep it off the loop.
@@ -177,27 +186,9 @@ def _derived_ids_starting_with(
 def _too_short(text: str) -> str:
     """What to add to a miss when ``text`` could be an id prefix but is too short for one."""
     hexish = text and all(c in "0123456789abcdefABCDEF-" for c in text)
-    if hexish and len(text) < queries.MIN_ID_PREFIX:
-        return f" (an id prefix needs at least {queries.MIN_ID_PREFIX} characters)"
+    if hexish and len(text) < ids.MIN_ID_PREFIX:
+        return f" (an id prefix needs at least {ids.MIN_ID_PREFIX} characters)"
     return ""
-
-
-async def _one_by_prefix(
-    conn: Any,
-    text: str,
-    prefix: str,
-    find: Callable[..., Awaitable[tuple[int, list[dict[str, Any]]]]],
-    get: Callable[[Any, str], Awaitable[dict[str, Any] | None]],
-    what: str,
-    label: Callable[[dict[str, Any]], str],
-) -> dict[str, Any] | None:
-    """The one entity whose id starts with ``prefix``; None if none; AmbiguousError if several."""
-    total, matches = await find(conn, prefix, limit=MAX_LISTED)
-    if total > 1:
-        raise AmbiguousError(_ambiguous(what, text, total, [label(m) for m in matches]))
-    if total == 0:
-        return None
-    return await get(conn, matches[0]["id"])
 
 
 def _ambiguous(plural: str, prefix: str, total: int, listed: list[str]) -> str:
@@ -210,13 +201,13 @@ def _ambiguous(plural: str, prefix: str, total: int, listed: list[str]) -> str:
 
 async def no_such_version(conn: Any, name: str, version: str) -> str:
     """Why artifact ``name`` has no ``version``, listing the versions it has."""
-    versions = await queries.list_artifact_versions(conn, name)
+    versions = await artifact_versions.list_artifact_versions(conn, name)
     if not versions:
         return await no_such_name(conn, name)
-    latest = await queries.get_latest_artifact_version(conn, name)
+    latest = await artifact_versions.get_latest_artifact_version(conn, name)
     assert latest is not None
-    listed = listing((v["version"] for v in versions), limit=20)
-    return f"Artifact '{name}' has no version '{version}'; versions: {listed} (latest {latest['version']})"
+    listed = listing((v.version for v in versions), limit=20)
+    return f"Artifact '{name}' has no version '{version}'; versions: {listed} (latest {latest.version})"
 
 
 async def no_such_name(conn: Any, name: str, *, also: str = "") -> str:
@@ -224,7 +215,7 @@ async def no_such_name(conn: Any, name: str, *, also: str = "") -> str:
     return await _no_such(conn, name, _ARTIFACTS, also)
 
 
-async def _no_such(conn: Any, name: str, kind: _Named, also: str) -> str:
+async def _no_such(conn: Any, name: str, kind: _Named[Any], also: str) -> str:
     names = await kind.names(conn)
     missing = f"No {kind.singular} named '{name}'{also}"
     if not names:

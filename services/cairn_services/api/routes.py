@@ -20,19 +20,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from cairn.models import (
     Artifact,
+    ArtifactSummary,
     ArtifactVersion,
+    Health,
     PipelineRun,
     PipelineSummary,
     RecordedPipeline,
 )
 from cairn.naming import shown
-from cairn_events import MAX_LABEL_BYTES, label_problem
-from cairn_projections import queries
+from cairn_events import MAX_LABEL_BYTES, RunStatus, label_problem
+from cairn_projections import artifact_versions, runs
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -52,23 +54,15 @@ MAX_QUERY_BYTES = 4096
 _DECIMAL = re.compile(r"-?[0-9]{1,30}")
 
 
-class Health(msgspec.Struct, kw_only=True):
-    status: str
-    checkpoint: int
-
-
-class ArtifactSummary(msgspec.Struct, kw_only=True):
-    """One artifact name: how many versions it has and its latest."""
-
-    id: str
-    name: str
-    version_count: int
-    latest_version: str
-    latest: ArtifactVersion
-
-
 _encoder = msgspec.json.Encoder()
 Handler = Callable[[Request, ApiState], Awaitable[Any]]
+T = TypeVar("T")
+_RUN_STATUSES = frozenset(status.value for status in RunStatus)
+
+
+def _as(type_: type[T] | Any, found: Any) -> T:
+    """A query's result (a read model's Struct) as the ``cairn.models`` shape, by field name."""
+    return msgspec.convert(found, type_, from_attributes=True)
 
 
 def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -96,10 +90,8 @@ async def health(request: Request, state: ApiState) -> Health:
 
 async def list_runs(request: Request, state: ApiState) -> list[PipelineRun]:
     status = request.query_params.get("status") or None
-    if status is not None and status not in queries.RUN_STATUSES:
-        raise BadRequestError(
-            f"status must be one of {', '.join(queries.RUN_STATUSES)}; got {shown(status)}"
-        )
+    if status is not None and status not in _RUN_STATUSES:
+        raise BadRequestError(f"status must be one of {', '.join(RunStatus)}; got {shown(status)}")
     pipeline_name = request.query_params.get("pipeline_name") or None
     if pipeline_name is not None:
         _check_label("pipeline_name", pipeline_name)
@@ -107,7 +99,7 @@ async def list_runs(request: Request, state: ApiState) -> list[PipelineRun]:
     offset = _int_param(request, "offset", default=0, minimum=0, maximum=MAX_POSITION)
     include_steps = _bool_param(request, "include_steps", default=True)
     async with state.read_models.connection() as conn:
-        runs = await queries.list_runs(
+        found = await runs.list_runs(
             conn,
             pipeline_name=pipeline_name,
             status=status,
@@ -115,46 +107,44 @@ async def list_runs(request: Request, state: ApiState) -> list[PipelineRun]:
             offset=offset,
             include_steps=include_steps,
         )
-    return msgspec.convert(runs, list[PipelineRun])
+    return _as(list[PipelineRun], found)
 
 
 async def get_run(request: Request, state: ApiState) -> PipelineRun:
     name_or_id = _check_label("Run name or id", request.path_params["name_or_id"])
     async with state.read_models.connection() as conn:
         run = await lookup.find_run(conn, name_or_id)
-    return msgspec.convert(run, PipelineRun)
+    return _as(PipelineRun, run)
 
 
 async def list_pipelines(request: Request, state: ApiState) -> list[PipelineSummary]:
     limit = _int_param(request, "limit", default=MAX_LIMIT, minimum=1, maximum=MAX_LIMIT)
     offset = _int_param(request, "offset", default=0, minimum=0, maximum=MAX_POSITION)
     async with state.read_models.connection() as conn:
-        pipelines = await queries.list_pipelines(conn, limit=limit, offset=offset)
-    return msgspec.convert(pipelines, list[PipelineSummary])
+        pipelines = await runs.list_pipelines(conn, limit=limit, offset=offset)
+    return _as(list[PipelineSummary], pipelines)
 
 
 async def get_pipeline(request: Request, state: ApiState) -> RecordedPipeline:
     text = _check_label("Pipeline name or id", request.path_params["name_id_or_prefix"])
     async with state.read_models.connection() as conn:
         pipeline = await lookup.find_pipeline(conn, text)
-    return msgspec.convert(pipeline, RecordedPipeline)
+    return _as(RecordedPipeline, pipeline)
 
 
 async def get_artifact(request: Request, state: ApiState) -> Artifact:
     text = _check_label("Artifact name or id", request.path_params["name_id_or_prefix"])
     async with state.read_models.connection() as conn:
         artifact = await lookup.find_artifact(conn, text)
-    return msgspec.convert(artifact, Artifact)
+    return _as(Artifact, artifact)
 
 
 async def list_artifacts(request: Request, state: ApiState) -> list[ArtifactSummary]:
     limit = _int_param(request, "limit", default=MAX_LIMIT, minimum=1, maximum=MAX_LIMIT)
     offset = _int_param(request, "offset", default=0, minimum=0, maximum=MAX_POSITION)
     async with state.read_models.connection() as conn:
-        rows = await queries.list_artifacts(conn, limit=limit, offset=offset)
-    for row in rows:
-        row["latest_version"] = row["latest"]["version"]
-    return msgspec.convert(rows, list[ArtifactSummary])
+        summaries = await artifact_versions.list_artifacts(conn, limit=limit, offset=offset)
+    return _as(list[ArtifactSummary], summaries)
 
 
 async def list_versions(request: Request, state: ApiState) -> list[ArtifactVersion]:
@@ -162,10 +152,12 @@ async def list_versions(request: Request, state: ApiState) -> list[ArtifactVersi
     limit = _int_param(request, "limit", default=MAX_LIMIT, minimum=1, maximum=MAX_LIMIT)
     offset = _int_param(request, "offset", default=0, minimum=0, maximum=MAX_POSITION)
     async with state.read_models.connection() as conn:
-        versions = await queries.list_artifact_versions(conn, name, limit=limit, offset=offset)
-        if not versions and not await queries.get_latest_artifact_version(conn, name):
+        versions = await artifact_versions.list_artifact_versions(
+            conn, name, limit=limit, offset=offset
+        )
+        if not versions and not await artifact_versions.get_latest_artifact_version(conn, name):
             raise NotFoundError(await lookup.no_such_name(conn, name))
-    return msgspec.convert(versions, list[ArtifactVersion])
+    return _as(list[ArtifactVersion], versions)
 
 
 async def get_version(request: Request, state: ApiState) -> ArtifactVersion:
@@ -186,7 +178,7 @@ async def find_version(request: Request, state: ApiState) -> ArtifactVersion:
             version = _check_label("Version", version)
         async with state.read_models.connection() as conn:
             found = await lookup.find_artifact_version(conn, text, version)
-        return msgspec.convert(found, ArtifactVersion)
+        return _as(ArtifactVersion, found)
     name = request.query_params.get("name")
     if name is None:
         raise BadRequestError(
@@ -203,7 +195,7 @@ async def _version_named(state: ApiState, name: str, version: str) -> ArtifactVe
         found = await lookup.version_named(conn, name, version)
         if found is None:
             raise NotFoundError(await lookup.no_such_version(conn, name, version))
-    return msgspec.convert(found, ArtifactVersion)
+    return _as(ArtifactVersion, found)
 
 
 async def get_version_by_id(request: Request, state: ApiState) -> ArtifactVersion:
@@ -211,16 +203,16 @@ async def get_version_by_id(request: Request, state: ApiState) -> ArtifactVersio
         "Artifact version id", request.path_params["artifact_version_id"]
     )
     async with state.read_models.connection() as conn:
-        found = await queries.get_artifact_version(conn, artifact_version_id)
+        found = await artifact_versions.get_artifact_version(conn, artifact_version_id)
         if found is None:
             hint = ""
-            if await queries.get_latest_artifact_version(conn, artifact_version_id):
+            if await artifact_versions.get_latest_artifact_version(conn, artifact_version_id):
                 hint = (
                     f"; '{artifact_version_id}' is an artifact name: use "
                     f"/artifacts/{artifact_version_id}/versions/latest"
                 )
             raise NotFoundError(f"No artifact version with id '{artifact_version_id}'{hint}")
-    return msgspec.convert(found, ArtifactVersion)
+    return _as(ArtifactVersion, found)
 
 
 ROUTES = [

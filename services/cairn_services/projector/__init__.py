@@ -1,7 +1,8 @@
 """The projector: folds the event stream into the Postgres read models.
 
-``Projector(nats_url, database_url, name=..., schema=...)`` with ``start()``,
-``stop()`` and ``run_until(seq)``; see :mod:`.projector` for its guarantees.
+``Projector(nats_url, database_url, name=..., schema=..., read_models=..., stream=...,
+subject_filter=...)`` with ``start()``, ``stop()`` and ``run_until(seq)``; see
+:mod:`.projector` for its guarantees.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from .errors import (
     ProjectorTimeoutError,
 )
 from .projector import Projector
-from .streams import consumer_name, ensure_streams
+from .streams import consumer_name
 
 __all__ = [
     "Projector",
@@ -22,5 +23,4 @@ __all__ = [
     "ProjectorStoppedError",
     "ProjectorTimeoutError",
     "consumer_name",
-    "ensure_streams",
 ]

@@ -1,4 +1,4 @@
-"""Turning fetched messages into what one transaction writes: row changes and dead letters."""
+"""Turning fetched messages into what one transaction writes: rows and dead letters."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 import cairn_events
 import structlog
-from cairn_projections import FoldError, RowChange, fold
+from cairn_events import DEFAULT_STREAM, EventStream
+from cairn_projections import ALL_FOLDS, FoldError, Folds, Row
 from nats.aio.msg import Msg
 
 from .consumer import stream_seq
@@ -27,12 +28,12 @@ class UnacceptableEventError(ValueError):
 
 @dataclass(slots=True)
 class Projected:
-    """One event that folded: its stream position and the row changes it makes."""
+    """One event that folded: its stream position and the rows it writes."""
 
     seq: int
     subject: str
     data: bytes
-    changes: list[RowChange]
+    rows: list[Row]
 
 
 @dataclass(slots=True)
@@ -51,6 +52,8 @@ class Batch:
 
     ``last_seq`` is the highest stream sequence seen (skipped redeliveries
     included), so the checkpoint moves past them; ``last_msg`` is what to ack.
+    ``ignored`` counts the new events of types none of the projector's read models
+    folds: they write nothing, but the checkpoint moves past them too.
     """
 
     projected: list[Projected] = field(default_factory=list)
@@ -59,25 +62,35 @@ class Batch:
     last_seq: int = 0
     last_msg: Msg | None = None
     skipped: int = 0
+    ignored: int = 0
 
     @property
     def size(self) -> int:
-        return len(self.projected) + len(self.dead)
+        """How many messages past the checkpoint this batch holds (what it commits)."""
+        return len(self.projected) + len(self.dead) + self.ignored
 
 
-def fold_batch(msgs: list[Msg], after_seq: int, into: Batch | None = None) -> Batch:
-    """Decode and fold every message with a stream sequence above ``after_seq``.
+def fold_batch(
+    msgs: list[Msg],
+    after_seq: int,
+    into: Batch | None = None,
+    *,
+    folds: Folds = ALL_FOLDS,
+    stream: EventStream = DEFAULT_STREAM,
+) -> Batch:
+    """Decode and fold with ``folds`` every message with a stream sequence above ``after_seq``.
 
     A message that can't be decoded or folded, arrived on a subject other
-    than its event's own (see :func:`check_subject`), or holds text Postgres
-    cannot store (see :func:`check_storable`) becomes a DeadLetter with the
-    reason; the rest of the batch is unaffected. Messages at or below
-    ``after_seq`` or ``into.last_seq`` (redeliveries of committed work) are
-    skipped. With ``into``, the messages are added to that batch.
+    than its event's own in ``stream`` (see :func:`check_subject`), or holds text
+    Postgres cannot store (see :func:`check_storable`) becomes a DeadLetter with the
+    reason; the rest of the batch is unaffected. An event of a type ``folds`` has no
+    fold for is ignored. Messages at or below ``after_seq`` or ``into.last_seq``
+    (redeliveries of committed work) are skipped. With ``into``, the messages are
+    added to that batch.
     """
     batch = into if into is not None else Batch(last_seq=after_seq)
     high = max(after_seq, batch.last_seq)
-    decode, subject_of = cairn_events.decode, cairn_events.subject_of  # once, not per event
+    decode, subject_of, fold_of = cairn_events.decode, stream.subject_of, folds.get  # once
     for msg in msgs:
         seq = stream_seq(msg)
         batch.last_msg = msg
@@ -89,11 +102,15 @@ def fold_batch(msgs: list[Msg], after_seq: int, into: Batch | None = None) -> Ba
             batch.first_seq = seq
         try:
             event = decode(msg.data)
+            fold = fold_of(type(event))
+            if fold is None:  # another projector's business
+                batch.ignored += 1
+                continue
             if subject_of(event) != msg.subject:  # the check inline; the reason only when it fails
-                check_subject(event, msg.subject)
+                check_subject(event, msg.subject, stream)
             if _NUL_ESCAPE in msg.data:  # rare: confirm before refusing
                 check_storable(msg.data)
-            changes = fold(event)
+            rows = fold(event)
         except (cairn_events.EventDecodeError, UnacceptableEventError, FoldError) as exc:
             batch.dead.append(DeadLetter(seq, msg.subject, msg.data, str(exc)))
             continue
@@ -102,21 +119,24 @@ def fold_batch(msgs: list[Msg], after_seq: int, into: Batch | None = None) -> Ba
             reason = f"fold raised {type(exc).__name__}: {exc}"
             batch.dead.append(DeadLetter(seq, msg.subject, msg.data, reason))
             continue
-        batch.projected.append(Projected(seq, msg.subject, msg.data, changes))
+        batch.projected.append(Projected(seq, msg.subject, msg.data, rows))
     batch.last_seq = high
     return batch
 
 
-def check_subject(event: Any, subject: str) -> None:
-    """Raise UnacceptableEventError unless ``subject`` is ``event``'s own subject.
+def check_subject(event: Any, subject: str, stream: EventStream = DEFAULT_STREAM) -> None:
+    """Raise UnacceptableEventError unless ``subject`` is ``event``'s own subject in ``stream``.
 
-    Any subject under ``cairn.>`` reaches the stream, so the subject proves
+    Any subject under ``<root>.>`` reaches the stream, so the subject proves
     nothing by itself: an artifact version is only taken from its name's claim
     subject, where the compare-and-set that numbered it ran.
     """
     try:
-        expected = cairn_events.subject_of(event)
-    except TypeError as exc:  # a catalogue type with no subject can't be accepted anywhere
+        expected = stream.subject_of(event)
+    except (
+        TypeError,
+        NotImplementedError,
+    ) as exc:  # a catalogue type with no subject can't be accepted anywhere
         raise UnacceptableEventError(f"{event.tag} {event.event_id}: {exc}") from None
     if subject != expected:
         raise UnacceptableEventError(

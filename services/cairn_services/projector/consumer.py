@@ -19,8 +19,10 @@ import contextlib
 import json
 import time
 from collections import deque
+from collections.abc import Sequence
 
 import structlog
+from cairn_events import Header, NatsStatus
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -32,11 +34,8 @@ from .errors import ProjectorError
 
 log = structlog.get_logger(__name__)
 
-_STATUS = "Status"
-_PENDING_MSGS = "Nats-Pending-Messages"
 #: Requests that end without delivering everything (expired, consumer changes).
-_END_OF_REQUEST = {"408", "409"}
-_NO_RESPONDERS = "503"
+_END_OF_REQUEST = {NatsStatus.REQUEST_TIMEOUT, NatsStatus.CONFLICT}
 #: How long after a pull's expiry without any word from the server we assume it was lost.
 _LOST_PULL_GRACE_S = 2.0
 
@@ -57,7 +56,8 @@ class EventFeed:
 
     ``take()`` returns what has arrived (up to a batch), waiting only while
     nothing has. ``ack_through(msg)`` acks ``msg`` and everything before it
-    (the consumer uses AckPolicy.ALL).
+    (the consumer uses AckPolicy.ALL). With ``subject_filter`` (one subject or several,
+    wildcards allowed) the consumer delivers only the stream's messages on those.
     """
 
     def __init__(
@@ -68,10 +68,13 @@ class EventFeed:
         consumer: str,
         *,
         batch_size: int,
+        subject_filter: str | Sequence[str] | None = None,
         pull_expires_s: float = 2.0,
     ) -> None:
         self._nc, self._js = nc, js
         self._stream, self._consumer = stream, consumer
+        filters = [subject_filter] if isinstance(subject_filter, str) else subject_filter
+        self._filters = list(filters or [])
         self._batch_size = batch_size
         self._expires_s = pull_expires_s
         self._buffer: deque[Msg] = deque()
@@ -82,6 +85,7 @@ class EventFeed:
         self._inbox = ""
         self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         self._failure: str | None = None
+        self._log = log.bind(stream=stream, consumer=consumer)
 
     async def open(self, start_seq: int) -> None:
         """(Re)create the durable consumer delivering from ``start_seq`` and start pulling."""
@@ -97,6 +101,9 @@ class EventFeed:
             # The checkpoint, not redelivery, recovers lost work: see the module docstring.
             ack_wait=600.0,
             max_ack_pending=max(50_000, 4 * self._batch_size),
+            # one subject as filter_subject: nats-server before 2.10 knows no filter_subjects
+            filter_subject=self._filters[0] if len(self._filters) == 1 else None,
+            filter_subjects=self._filters if len(self._filters) > 1 else None,
         )
         await self._js.add_consumer(self._stream, config)
         self._buffer.clear()
@@ -106,7 +113,7 @@ class EventFeed:
             self._inbox, cb=self._on_msg, pending_msgs_limit=8 * self._batch_size + 1000
         )
         await self._top_up()
-        log.info("projector.consumer_opened", consumer=self._consumer, start_seq=start_seq)
+        self._log.info("projector.consumer_opened", start_seq=start_seq, filters=self._filters)
 
     async def close(self) -> None:
         """Stop pulling; the durable consumer stays on the server."""
@@ -115,7 +122,7 @@ class EventFeed:
             try:
                 await sub.unsubscribe()
             except Exception as exc:  # a closed connection has no subscription to remove
-                log.debug("projector.unsubscribe_failed", error=str(exc))
+                self._log.debug("projector.unsubscribe_failed", error=str(exc))
         self._buffer.clear()
 
     async def take(self, max_wait_s: float) -> list[Msg]:
@@ -148,26 +155,26 @@ class EventFeed:
     async def _on_msg(self, msg: Msg) -> None:
         self._last_word = time.monotonic()
         headers = msg.headers
-        status = headers.get(_STATUS) if headers else None
+        status = headers.get(Header.STATUS) if headers else None
         if status is None:
             self._outstanding -= 1
             self._buffer.append(msg)
             self._arrived.set()
             return
         assert headers is not None
-        description = headers.get("Description", "")
-        if status == _NO_RESPONDERS:
+        description = headers.get(Header.DESCRIPTION, "")
+        if status == NatsStatus.NO_RESPONDERS:
             # JetStream is not serving the consumer (yet): the next take() pulls again.
             self._outstanding = 0
         elif status in _END_OF_REQUEST:
-            self._outstanding -= int(headers.get(_PENDING_MSGS, "0"))
+            self._outstanding -= int(headers.get(Header.PENDING_MESSAGES, "0"))
             if "Consumer Deleted" in description:
                 self._failure = "the consumer was deleted on the server"
                 self._arrived.set()
             elif "Server Shutdown" in description:
                 self._outstanding = 0  # every pull dies with the server
-            if status == "409":
-                log.warning("projector.pull_ended", status=status, description=description)
+            if status == NatsStatus.CONFLICT:
+                self._log.warning("projector.pull_ended", status=status, description=description)
             await self._top_up()
         # 100 (heartbeat) and anything else: nothing to do.
 
@@ -178,7 +185,7 @@ class EventFeed:
         now = time.monotonic()
         if self._outstanding > 0 and now - self._last_word > self._expires_s + _LOST_PULL_GRACE_S:
             # No delivery and no expiry notice: the pull died with a server restart.
-            log.warning("projector.pull_lost", outstanding=self._outstanding)
+            self._log.warning("projector.pull_lost", outstanding=self._outstanding)
             self._outstanding = 0
         if self._outstanding + len(self._buffer) > self._batch_size:
             return

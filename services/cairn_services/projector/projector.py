@@ -14,11 +14,14 @@ import asyncio
 import contextlib
 import gc
 import time
+from collections.abc import Sequence
 from typing import Self
 
 import nats
 import structlog
-from cairn_events import FAST_INGEST_SINCE, STREAM, Header, dead_letter_subject
+from cairn.stream_setup import ensure_dead_letter_stream, ensure_stream
+from cairn_events import DEFAULT_STREAM, FAST_INGEST_SINCE, EventStream, Header
+from cairn_projections import ALL_READ_MODELS, Folds, ReadModel
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -26,7 +29,7 @@ from nats.js import JetStreamContext
 from .batch import Batch, DeadLetter, fold_batch
 from .consumer import EventFeed
 from .errors import ProjectorStoppedError, ProjectorTimeoutError
-from .streams import check_projector_name, consumer_name, ensure_streams
+from .streams import check_projector_name, consumer_name
 from .writer import ProjectionWriter
 
 log = structlog.get_logger(__name__)
@@ -43,7 +46,15 @@ _GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class Projector:
-    """Folds the ``CAIRN`` stream into the read models of ``schema``.
+    """Folds ``stream`` (the ``CAIRN`` stream unless told) into ``read_models`` in ``schema``.
+
+    ``read_models`` (every read model unless told) decide what it folds: an event of
+    a type none of them folds is skipped, not dead-lettered. ``subject_filter`` (one
+    subject or several, wildcards allowed, e.g. ``"cairn.artifact.>"``) makes the
+    consumer deliver only those subjects. The checkpoint is per ``name``: projectors
+    with other names and read models may run side by side, on one schema or several
+    (every schema gets every read model's tables). A filtered projector's checkpoint
+    moves only with the messages it is delivered.
 
     One projector per (``name``, ``schema``) may run at a time (a Postgres
     advisory lock enforces it). Use ``await start()`` / ``await stop()`` or
@@ -59,14 +70,21 @@ class Projector:
         batch_size: int = 4000,
         schema: str = "public",
         *,
+        read_models: Sequence[ReadModel] = ALL_READ_MODELS,
+        stream: EventStream = DEFAULT_STREAM,
+        subject_filter: str | Sequence[str] | None = None,
         max_wait_s: float = 0.05,
     ) -> None:
         self.name = check_projector_name(name)
         self.schema = schema
+        self.stream = stream
         self._nats_url = nats_url
         self._batch_size = batch_size
         self._max_wait_s = max_wait_s
-        self._writer = ProjectionWriter(database_url, name, schema)
+        self._folds = Folds(read_models)
+        self._subject_filter = subject_filter
+        self._writer = ProjectionWriter(database_url, name, schema, self._folds.row_types)
+        self._log = log.bind(projector=name, schema=schema)
         self._nc: NATS | None = None
         self._js: JetStreamContext | None = None
         self._feed: EventFeed | None = None
@@ -101,18 +119,23 @@ class Projector:
             )
             self._js = self._nc.jetstream()
             server = self._nc.connected_server_version
-            await ensure_streams(
-                self._js, fast_ingest=(server.major, server.minor) >= FAST_INGEST_SINCE
-            )
+            fast_ingest = (server.major, server.minor) >= FAST_INGEST_SINCE
+            await ensure_stream(self._js, self.stream, fast_ingest=fast_ingest)
+            await ensure_dead_letter_stream(self._js, self.stream)
             self._feed = EventFeed(
-                self._nc, self._js, STREAM, consumer_name(self.name), batch_size=self._batch_size
+                self._nc,
+                self._js,
+                self.stream.name,
+                consumer_name(self.name),
+                batch_size=self._batch_size,
+                subject_filter=self._subject_filter,
             )
             await self._feed.open(self._checkpoint + 1)
         except BaseException:
             await self._close()
             raise
         self._task = asyncio.create_task(self._run(), name=f"cairn-projector-{self.name}")
-        log.info("projector.started", projector=self.name, schema=self.schema, seq=self._checkpoint)
+        self._log.info("projector.started", stream=self.stream.name, seq=self._checkpoint)
 
     async def stop(self) -> None:
         """Finish the batch in hand, stop, and close connections. Safe to call twice."""
@@ -122,10 +145,10 @@ class Projector:
             try:
                 await asyncio.wait_for(task, timeout=30)
             except TimeoutError:
-                log.warning("projector.stop_timeout", projector=self.name)
+                self._log.warning("projector.stop_timeout")
         await self._close()
         self._pulse()
-        log.info("projector.stopped", projector=self.name, seq=self._checkpoint)
+        self._log.info("projector.stopped", seq=self._checkpoint)
 
     async def run_until(self, seq: int, timeout: float = 60.0) -> int:
         """Wait until the checkpoint reaches stream sequence ``seq``; returns the checkpoint.
@@ -180,11 +203,10 @@ class Projector:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure: back off, resume from checkpoint
-                await _settle(committing)
+                await self._settle(committing)
                 committing = None
-                log.warning(
+                self._log.warning(
                     "projector.batch_failed",
-                    projector=self.name,
                     seq=self._checkpoint,
                     error=f"{type(exc).__name__}: {exc}",
                     retry_in_s=backoff,
@@ -193,13 +215,19 @@ class Projector:
                 backoff = min(backoff * 2, _MAX_BACKOFF_S)
                 await self._resume()
                 folded = self._checkpoint
-        await _settle(committing)
+        await self._settle(committing)
 
     async def _fold(self, msgs: list[Msg], after_seq: int) -> Batch:
         """Fold in slices, yielding between them so the commit in flight keeps moving."""
         batch = Batch(last_seq=after_seq)
         for start in range(0, len(msgs), _FOLD_SLICE):
-            fold_batch(msgs[start : start + _FOLD_SLICE], after_seq, into=batch)
+            fold_batch(
+                msgs[start : start + _FOLD_SLICE],
+                after_seq,
+                into=batch,
+                folds=self._folds,
+                stream=self.stream,
+            )
             await asyncio.sleep(0)
         return batch
 
@@ -210,9 +238,8 @@ class Projector:
             dead = await self._writer.commit(batch)
             self._checkpoint = batch.last_seq
             self._pulse()
-            log.debug(  # a line per batch is noise at info: the log would grow with the stream
+            self._log.debug(  # a line per batch is noise at info: the log would grow with the stream
                 "projector.batch_committed",
-                projector=self.name,
                 first_seq=batch.first_seq,
                 last_seq=batch.last_seq,
                 n=batch.size,
@@ -235,12 +262,12 @@ class Projector:
                 self._checkpoint = await self._writer.open()
             await self._feed.open(self._checkpoint + 1)
         except Exception as exc:  # the next cycle fails and backs off again
-            log.warning("projector.resume_failed", projector=self.name, error=str(exc))
+            self._log.warning("projector.resume_failed", error=str(exc))
 
     async def _publish_dead_letters(self, dead: list[DeadLetter]) -> None:
         """Tell subscribers; the dead_letters table (already committed) is the record."""
         assert self._js is not None
-        subject = dead_letter_subject(self.name)
+        subject = self.stream.dead_letter_subject(self.name)
         for letter in dead:
             reason = " ".join(letter.reason.split())[:_MAX_REASON_CHARS]
             headers = {
@@ -248,21 +275,36 @@ class Projector:
                 Header.MSG_ID.value: f"{self.name}:{letter.seq}",
             }
             try:
-                await self._js.publish(subject, letter.data, timeout=5, headers=headers)
+                await self._js.publish(
+                    subject,
+                    letter.data,
+                    timeout=5,
+                    stream=self.stream.dead_letter_name,
+                    headers=headers,
+                )
             except Exception as exc:  # the table is the record; go on
-                log.warning("projector.dead_letter_publish_failed", seq=letter.seq, error=str(exc))
-            log.warning(
-                "projector.dead_lettered", projector=self.name, seq=letter.seq, reason=reason
-            )
+                self._log.warning(
+                    "projector.dead_letter_publish_failed", seq=letter.seq, error=str(exc)
+                )
+            self._log.warning("projector.dead_lettered", seq=letter.seq, reason=reason)
 
     async def _on_reconnected(self) -> None:
-        log.info("projector.nats_reconnected", projector=self.name)
+        self._log.info("projector.nats_reconnected")
         if self._feed is not None:
             await self._feed.reconnected()
 
     def _pulse(self) -> None:
         event, self._committed = self._committed, asyncio.Event()
         event.set()
+
+    async def _settle(self, task: asyncio.Task[None] | None) -> None:
+        """Wait for an in-flight commit, logging rather than raising its failure."""
+        if task is None:
+            return
+        try:
+            await task
+        except Exception as exc:  # the caller resumes from the checkpoint anyway
+            self._log.warning("projector.commit_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def _close(self) -> None:
         if self._feed is not None:
@@ -272,19 +314,9 @@ class Projector:
             try:
                 await self._nc.drain()
             except Exception as exc:  # closing a broken connection
-                log.debug("projector.nats_close_failed", error=str(exc))
+                self._log.debug("projector.nats_close_failed", error=str(exc))
             self._nc = None
         await self._writer.close()
-
-
-async def _settle(task: asyncio.Task[None] | None) -> None:
-    """Wait for an in-flight commit, logging rather than raising its failure."""
-    if task is None:
-        return
-    try:
-        await task
-    except Exception as exc:  # the caller resumes from the checkpoint anyway
-        log.warning("projector.commit_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 def _relax_gc() -> None:

@@ -1,6 +1,6 @@
 """The Postgres side of the projector: one transaction per batch, checkpoint included.
 
-``commit(batch)`` writes every row change of the batch, its dead letters and
+``commit(batch)`` writes every row of the batch, its dead letters and
 the new checkpoint in one transaction. If Postgres rejects the batch because
 of the data (a constraint, an invalid value), the batch is written again in
 halves, each in a savepoint, a rejected half halved again, until the events
@@ -25,18 +25,19 @@ import asyncpg
 import msgspec
 import structlog
 from cairn_projections import (
+    ALL_FOLDS,
     CHECKPOINT_SQL,
     DEAD_LETTER_SQL,
-    STAGING_DDL,
-    WRITE_COLUMNS,
-    RowChange,
+    Row,
     apply_staged_sql,
+    copy_records,
     migrate,
     server_settings,
     stage_rows,
+    staging_ddl,
     staging_table,
 )
-from cairn_projections.queries import get_checkpoint
+from cairn_projections.bookkeeping import get_checkpoint
 
 from .batch import Batch, DeadLetter, Projected
 from .errors import ProjectorBusyError
@@ -86,13 +87,24 @@ async def open_connection(database_url: str, schema: str) -> asyncpg.Connection:
 
 
 class ProjectionWriter:
-    """Writes folded batches for one projector into one schema, holding its exclusive lock."""
+    """Writes folded batches for one projector into one schema, holding its exclusive lock.
 
-    def __init__(self, database_url: str, projector: str, schema: str) -> None:
+    ``row_types`` are the rows its batches may hold (its read models'): it stages those.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        projector: str,
+        schema: str,
+        row_types: Sequence[type[Row]] | None = None,
+    ) -> None:
         self._database_url = database_url
         self._projector = projector
         self._schema = schema
+        self._staging_ddl = staging_ddl(ALL_FOLDS.row_types if row_types is None else row_types)
         self._conn: asyncpg.Connection | None = None
+        self._log = log.bind(projector=projector, schema=schema)
 
     async def open(self) -> int:
         """Connect, migrate, take the projector's lock; returns the committed checkpoint.
@@ -110,12 +122,13 @@ class ProjectionWriter:
                     f"(another process holds its lock); stop it or pick another name"
                 )
             checkpoint = await get_checkpoint(conn, self._projector)
-            await conn.execute(STAGING_DDL)
+            if self._staging_ddl:
+                await conn.execute(self._staging_ddl)
         except BaseException:
             await conn.close()
             raise
         self._conn = conn
-        log.info("projector.postgres_connected", projector=self._projector, seq=checkpoint)
+        self._log.info("projector.postgres_connected", seq=checkpoint)
         return checkpoint
 
     async def close(self) -> None:
@@ -135,13 +148,13 @@ class ProjectionWriter:
         conn = self._require()
         try:
             async with conn.transaction():
-                await _apply(conn, (c for p in batch.projected for c in p.changes))
+                await _apply(conn, (row for p in batch.projected for row in p.rows))
                 await self._finish(conn, batch.dead, batch.last_seq)
             return batch.dead
         except asyncpg.PostgresError as exc:
             if not is_data_error(exc):
                 raise
-            log.warning(
+            self._log.warning(
                 "projector.batch_rejected",
                 first_seq=batch.first_seq,
                 last_seq=batch.last_seq,
@@ -162,9 +175,8 @@ class ProjectionWriter:
             ]
             dead = sorted(batch.dead + rejected, key=lambda d: d.seq)
             await self._finish(conn, dead, batch.last_seq)
-        log.info(
+        self._log.info(
             "projector.rejected_isolated",
-            projector=self._projector,
             first_seq=batch.first_seq,
             last_seq=batch.last_seq,
             n=len(batch.projected),
@@ -247,7 +259,7 @@ async def apply_in_savepoint(
     """
     try:
         async with conn.transaction():
-            await _apply(conn, (c for event in events for c in event.changes), then_empty=True)
+            await _apply(conn, (row for event in events for row in event.rows), then_empty=True)
     except asyncpg.PostgresError as exc:
         if not is_data_error(exc):
             raise
@@ -265,13 +277,15 @@ def _storable(text: str) -> str:
 
 
 async def _apply(
-    conn: asyncpg.Connection, changes: Iterable[RowChange], *, then_empty: bool = False
+    conn: asyncpg.Connection, rows: Iterable[Row], *, then_empty: bool = False
 ) -> None:
-    """COPY each write's rows into its stage, then upsert them all in one round trip."""
-    staged = stage_rows(changes)
-    for write, records in staged.items():
+    """COPY each row type's rows into its stage, then upsert them all in one round trip."""
+    staged = stage_rows(rows)
+    for row_type, of_type in staged.items():
         await conn.copy_records_to_table(
-            staging_table(write), records=records, columns=WRITE_COLUMNS[write]
+            staging_table(row_type),
+            records=copy_records(of_type),
+            columns=row_type.__struct_fields__,
         )
     if staged:
         await conn.execute(apply_staged_sql(staged, then_empty=then_empty))

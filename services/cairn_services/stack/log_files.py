@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from ..logs import readable
 from .errors import StackError
 from .parts import Part, log_file, logs_dir
 
@@ -106,9 +107,11 @@ class NewLines:
 
 
 def write_lines(lines: list[tuple[str, str]], out: TextIO, *, prefix: bool, width: int) -> None:
-    """Write (key, line) pairs, each labelled ``key | `` when ``prefix``."""
-    for key, line in lines:
-        out.write(f"{key:{width}} | {line}\n" if prefix else f"{line}\n")
+    """Write (key, line) pairs readably (see :func:`~cairn_services.logs.readable`), each
+    labelled ``key | `` when ``prefix``."""
+    for key, raw in lines:
+        for line in readable(raw).splitlines() or [""]:
+            out.write(f"{key:{width}} | {line}\n" if prefix else f"{line}\n")
     out.flush()
 
 
