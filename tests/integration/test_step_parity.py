@@ -6,6 +6,7 @@ through the Client. No ``from __future__ import annotations``: steps annotate wi
 
 import dataclasses
 import enum
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -360,7 +361,16 @@ def test_a_broken_stdout_does_not_leave_the_run_running(uid: str, tmp_path: Path
     child.stdout.readline()  # as `head -1` does: one line, then the pipe is gone
     child.stdout.close()
     child.wait(timeout=120)
+    errors = child.stderr.read().decode(errors="replace")
     child.stderr.close()
-    (run,) = recorded_runs(f"piped_{uid}")
+    # Another process made the run: this one's reads do not wait for it, so poll (bounded).
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        runs = recorded_runs(f"piped_{uid}")
+        if runs and runs[0].status != "running":
+            break
+        time.sleep(0.05)
+    assert len(runs) == 1, errors
+    run = runs[0]
     assert run.status == "completed", run.status
     assert run.steps["t"].output.load() == 2

@@ -3,6 +3,7 @@
 import io
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -12,13 +13,21 @@ from cairn_services.stack.log_files import write_lines
 SECRET = 'pa"ss/wörd'
 
 
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Each test configures logging; put back what this process had (the services
+    running in its background threads keep logging)."""
+    saved, handlers = structlog.get_config(), logging.getLogger().handlers[:]
+    yield
+    structlog.configure(**saved)
+    logging.getLogger().handlers = handlers
+
+
 @pytest.fixture
 def sink() -> io.StringIO:
     buffer = io.StringIO()
     configure_logging(buffer, secrets=[SECRET, None, ""], level=logging.INFO)
-    yield buffer
-    structlog.reset_defaults()
-    logging.getLogger().handlers = []
+    return buffer
 
 
 def test_files_get_json_lines_with_the_bound_context_and_no_secret(sink: io.StringIO) -> None:
@@ -77,10 +86,6 @@ def test_the_terminal_copy_of_a_log_file_is_readable(tmp_path: object) -> None:
     echo = io.StringIO()
     file = LogFile(path, echo=echo)
     configure_logging(file, secrets=[SECRET])
-    try:
-        structlog.get_logger("t").info("stack.ending", part="nats", pid=7)
-    finally:
-        structlog.reset_defaults()
-        logging.getLogger().handlers = []
+    structlog.get_logger("t").info("stack.ending", part="nats", pid=7)
     assert json.loads(path.read_text())["event"] == "stack.ending"
     assert "[info     ] stack.ending" in echo.getvalue() and "{" not in echo.getvalue()
