@@ -35,5 +35,6 @@ class JetStreamError(IntEnum):
 
     CLUSTER_NOT_AVAILABLE = 10008
     STREAM_NAME_IN_USE = 10058
+    SUBJECTS_OVERLAP = 10065  # another stream takes these subjects
     WRONG_LAST_SEQUENCE = 10071  # a compare-and-set expectation was stale
     BATCH_NOT_ENABLED = 10205  # the stream does not take fast-ingest batches

@@ -100,7 +100,18 @@ def artifact_versions_path(name: str) -> str:
     return f"{Family.ARTIFACT}.{token(name)}.*"
 
 
+#: What metadata can be about (the entity kinds of ``metadata_path``).
+_ENTITY_KIND = re.compile(r"[a-z][a-z_]{0,39}")
+
+
 def metadata_path(entity_kind: str, entity_id: str) -> str:
+    """Where metadata about one entity goes; ``entity_kind`` is a word such as
+    ``artifact_version``, ``step_run``, ``run`` or ``model_version``."""
+    if not _ENTITY_KIND.fullmatch(entity_kind):
+        raise ValueError(
+            f"metadata entity kind {entity_kind!r} must be a lowercase word (letters and '_', "
+            "e.g. 'artifact_version'): it is one subject token"
+        )
     return f"{Family.METADATA}.{entity_kind}.{token(entity_id)}"
 
 
@@ -145,8 +156,16 @@ class EventStream(msgspec.Struct, frozen=True):
 
     @classmethod
     def named(cls, name: str) -> EventStream:
-        """The stream ``name`` with the root made from it (``CAIRN`` -> ``cairn``)."""
-        return cls(name=name, root=name.lower().replace("_", "-")[:32])
+        """The stream ``name`` with its root made from it: ``CAIRN`` -> ``cairn``,
+        ``T_1f3a`` -> ``t_1f3a``. Names that differ only in case would share a root (and
+        JetStream refuses the second stream); pass ``root=`` to ``EventStream`` for those."""
+        root = name.lower()
+        if not _ROOT.fullmatch(root):
+            raise ValueError(
+                f"stream name {name!r} makes no subject root: a root is a letter, then at most "
+                "31 letters, digits, '-' or '_'; give one: EventStream(name=..., root=...)"
+            )
+        return cls(name=name, root=root)
 
     @property
     def subjects(self) -> list[str]:

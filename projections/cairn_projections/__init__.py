@@ -12,7 +12,7 @@ from .artifact_versions import ARTIFACT_VERSIONS
 from .bookkeeping import BOOKKEEPING, CHECKPOINT_CHANNEL, CHECKPOINT_SQL, DEAD_LETTER_SQL
 from .catalogue import ALL_FOLDS, ALL_READ_MODELS, SCHEMA, fold, fold_all
 from .connection import init_connection, quote_ident, server_settings
-from .migrations import MIGRATIONS, MigrationError, migrate
+from .migrations import MIGRATIONS, MigrationError, check_columns, migrate
 from .read_model import (
     FoldError,
     Folds,
@@ -52,6 +52,7 @@ __all__ = [
     "fold",
     "fold_all",
     "init_connection",
+    "check_columns",
     "migrate",
     "quote_ident",
     "server_settings",

@@ -23,8 +23,8 @@ import hashlib
 from collections.abc import Iterable
 
 from .catalogue import SCHEMA
-from .connection import Migratable, quote_ident
-from .read_model import Migration, ReadModel
+from .connection import Migratable, Queryable, quote_ident
+from .read_model import Migration, ReadModel, Row
 
 
 def gather(read_models: Iterable[ReadModel]) -> list[Migration]:
@@ -92,3 +92,28 @@ async def migrate(conn: Migratable, schema: str = "public") -> list[int]:
             )
             applied.append(migration.version)
         return applied
+
+
+async def check_columns(conn: Queryable, schema: str, row_types: Iterable[type[Row]]) -> None:
+    """MigrationError unless ``schema`` has every column ``row_types`` write.
+
+    A row field without a migration creating its column would fail every commit; this
+    says so once, at start, with what to add.
+    """
+    rows = await conn.fetch(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = $1",
+        schema,
+    )
+    have = {(str(r["table_name"]), str(r["column_name"])) for r in rows}
+    missing = [
+        f"{t.TABLE}.{column}"
+        for t in row_types
+        for column in t.__struct_fields__
+        if (t.TABLE, column) not in have
+    ]
+    if missing:
+        raise MigrationError(
+            f"schema {schema!r} has no column {', '.join(missing)}, which the read models "
+            f"write; add a migration piece creating it (a new version, in the read model's "
+            f"module: see cairn_projections.migrations)"
+        )

@@ -58,8 +58,10 @@ class Row(msgspec.Struct, kw_only=True):
     Subclasses set ``TABLE``; ``KEY`` is the conflict key (``("id",)`` unless told),
     ``INSERT_ONLY`` the columns set only when the write inserts the row (a later write
     owns them), ``IMMUTABLE`` that a row, once written, never changes (the first write
-    wins). Every write fills only its own columns, so applying the rows of a log in any
-    order, any number of times, gives the same tables.
+    wins). Every write fills only its own columns, so the rows of different writes may be
+    applied in any order (a step.finished before its step.started) and a log's rows
+    applied again change nothing; rows of one write with one key are applied in log
+    order, the last one (the first, for IMMUTABLE) winning.
     """
 
     TABLE: ClassVar[str]

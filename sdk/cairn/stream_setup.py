@@ -32,6 +32,7 @@ async def ensure_stream(js: Any, stream: EventStream, *, fast_ingest: bool) -> b
             await js.add_stream(config)
             log.info("stream.created", stream=stream.name, subjects=stream.subjects)
         except BadRequestError as exc:
+            _refuse_overlap(exc, stream.name, stream.subjects)
             if exc.err_code != JetStreamError.STREAM_NAME_IN_USE:  # made meanwhile: fine
                 raise
             info = await js.stream_info(stream.name)
@@ -60,5 +61,19 @@ async def ensure_dead_letter_stream(js: Any, stream: EventStream) -> None:
         await js.add_stream(StreamConfig(**stream.dead_letter_config()))
         log.info("stream.created", stream=stream.dead_letter_name)
     except BadRequestError as exc:
+        _refuse_overlap(exc, stream.dead_letter_name, stream.dead_letter_subjects)
         if exc.err_code != JetStreamError.STREAM_NAME_IN_USE:
             raise
+
+
+class StreamSubjectsTakenError(ValueError):
+    """Another stream on the server already takes the subjects a new stream would."""
+
+
+def _refuse_overlap(exc: Any, name: str, subjects: list[str]) -> None:
+    if exc.err_code == JetStreamError.SUBJECTS_OVERLAP:
+        raise StreamSubjectsTakenError(
+            f"stream {name} cannot take {', '.join(subjects)}: another stream on this NATS "
+            "server takes those subjects already (JetStream error 10065). Give the "
+            "EventStream another root (EventStream(name=..., root=...)), or use that stream."
+        ) from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,15 +26,24 @@ from cairn_events import (
     run_path,
     step_path,
 )
-from cairn_projections import ARTIFACT_VERSIONS, RUNS, STEPS, migrate, server_settings
+from cairn_projections import (
+    ARTIFACT_VERSIONS,
+    RUNS,
+    STEPS,
+    MigrationError,
+    ReadModel,
+    migrate,
+    server_settings,
+)
 from cairn_projections.migrations import MIGRATIONS
-from cairn_projections.runs import RecordedRun, get_run
+from cairn_projections.runs import RecordedRun, RunStartedRow, get_run
 from cairn_services.projector import Projector, ProjectorBusyError, consumer_name
 from cairn_services.projector.consumer import EventFeed
 from cairn_services.projector.writer import ProjectionWriter
 from cairn_services.stack import NatsServer
 from factories import T0, publish, publish_on, run_events
 from nats.js import JetStreamContext
+from structlog.testing import capture_logs
 
 
 @pytest.fixture
@@ -180,6 +190,78 @@ async def test_a_failed_commit_is_retried_from_the_checkpoint(
     await projector.run_until(seqs[-1], timeout=30)
     assert failures
     assert await count_rows(fresh_database, tag) == FULL_RUN
+
+
+async def test_a_failing_spell_is_logged_when_it_starts_and_when_it_ends_with_backoff(
+    nats_url: str,
+    fresh_database: str,
+    name: str,
+    js: JetStreamContext,
+    stream: EventStream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three failed commits: one line when failing starts, one when a commit succeeds
+    again, and the waits between attempts double (0.1, 0.2, 0.4 s), never a tight loop."""
+    tag = uuid.uuid4().hex[:8]
+    seqs = await publish(js, stream, run_events(tag))
+    real_commit = ProjectionWriter.commit
+    attempts: list[float] = []
+
+    async def flaky_commit(self: ProjectionWriter, batch: Any) -> Any:
+        attempts.append(time.monotonic())
+        if len(attempts) <= 3:
+            raise ConnectionResetError("Postgres went away mid-batch")
+        return await real_commit(self, batch)
+
+    monkeypatch.setattr(ProjectionWriter, "commit", flaky_commit)
+    with capture_logs() as logs:
+        projector = Projector(nats_url, fresh_database, name=name, stream=stream)
+        async with projector:
+            await projector.run_until(seqs[-1], timeout=30)
+    assert await count_rows(fresh_database, tag) == FULL_RUN
+    events = [e["event"] for e in logs if e["event"].startswith("projector.")]
+    assert events.count("projector.failing") == 1 and events.count("projector.recovered") == 1
+    [failing] = [e for e in logs if e["event"] == "projector.failing"]
+    [recovered] = [e for e in logs if e["event"] == "projector.recovered"]
+    assert "ConnectionResetError: Postgres went away" in failing["error"]
+    assert failing["projector"] == name and recovered["attempts"] == 3
+    waits = [later - earlier for earlier, later in zip(attempts, attempts[1:], strict=False)]
+    assert waits[0] >= 0.09 and waits[1] >= 0.19 and waits[2] >= 0.39, waits
+
+
+async def test_a_read_model_column_no_migration_creates_is_refused_at_start(
+    nats_url: str, fresh_database: str, name: str, stream: EventStream
+) -> None:
+    """A row field added without its migration fails start with what to add, instead of
+    failing every commit."""
+
+    class Described(RunStartedRow, kw_only=True):
+        description: str | None = None
+
+    model = ReadModel("described_runs", rows=[Described])
+    projector = Projector(nats_url, fresh_database, name=name, stream=stream, read_models=[model])
+    with pytest.raises(
+        MigrationError, match=r"no column pipeline_runs\.description.*add a migration"
+    ):
+        await projector.start()
+    assert not projector.running
+
+
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        ({"stream": "CAIRN"}, "takes an EventStream"),
+        ({"read_models": ["runs"]}, "non-empty list of ReadModel"),
+        ({"read_models": []}, "non-empty list of ReadModel"),
+        ({"subject_filter": "other.>"}, "would deliver nothing"),
+        ({"subject_filter": []}, "would deliver nothing"),
+    ],
+)
+def test_projector_arguments_are_checked_when_given(
+    nats_url: str, fresh_database: str, arguments: dict[str, Any], complaint: str
+) -> None:
+    with pytest.raises((TypeError, ValueError), match=complaint):
+        Projector(nats_url, fresh_database, name="checked", **arguments)
 
 
 async def test_the_projector_reconnects_when_postgres_drops_its_connection(

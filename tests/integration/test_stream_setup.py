@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import nats
 import pytest
-from cairn.stream_setup import ensure_dead_letter_stream, ensure_stream
+from cairn.stream_setup import StreamSubjectsTakenError, ensure_dead_letter_stream, ensure_stream
 from cairn_events import DEFAULT_STREAM, EventStream, RunStarted, encode, utcnow
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
@@ -67,3 +67,15 @@ async def test_streams_with_their_own_roots_keep_their_events_apart(
     assert (await js.stream_info(DEFAULT_STREAM.name)).state.messages == before
     letters = await js.stream_info(stream.dead_letter_name)
     assert letters.config.subjects == stream.dead_letter_subjects
+
+
+async def test_a_stream_whose_subjects_another_stream_takes_is_refused_with_what_to_do(
+    js: JetStreamContext, stream: EventStream
+) -> None:
+    await ensure_stream(js, stream, fast_ingest=True)
+    await ensure_dead_letter_stream(js, stream)
+    twin = EventStream(name=stream.name + "_TWIN", root=stream.root)
+    with pytest.raises(StreamSubjectsTakenError, match=r"another stream .* takes those subjects"):
+        await ensure_stream(js, twin, fast_ingest=True)
+    with pytest.raises(StreamSubjectsTakenError, match=r"another root \(EventStream"):
+        await ensure_dead_letter_stream(js, twin)

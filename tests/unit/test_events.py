@@ -131,7 +131,10 @@ def test_names_become_valid_reversible_subject_tokens(name: str) -> None:
 
 
 def test_subject_of_routes_by_family_under_the_streams_root() -> None:
-    run, finished, step, done, failed, artifact = _samples()
+    by_type = {type(e): e for e in _samples()}
+    run, finished = by_type[ev.RunStarted], by_type[ev.RunFinished]
+    step, done, failed = (by_type[t] for t in (ev.StepStarted, ev.StepFinished, ev.StepFailed))
+    artifact = by_type[ev.ArtifactMaterialized]
     assert ev.subject_of(run) == ev.subject_of(finished) == "cairn.run.r"
     assert ev.subject_of(step) == ev.subject_of(done) == ev.subject_of(failed) == "cairn.step.r"
     assert ev.subject_of(artifact) == f"cairn.artifact.{ev.token('n')}.{ev.token('1')}"
@@ -219,11 +222,29 @@ def test_a_stream_refuses_names_and_roots_that_break_the_grammar(
 
 def test_a_stream_declares_its_jetstream_configuration_once() -> None:
     stream = ev.EventStream.named("T_ab12")
-    assert (stream.name, stream.root) == ("T_ab12", "t-ab12")
+    assert (stream.name, stream.root) == ("T_ab12", "t_ab12")
     config = stream.config(allow_batched=True)
-    assert config["name"] == "T_ab12" and config["subjects"] == ["t-ab12.>"]
+    assert config["name"] == "T_ab12" and config["subjects"] == ["t_ab12.>"]
     assert config["duplicate_window"] == ev.DUPLICATE_WINDOW_S and config["allow_batched"]
-    assert stream.dead_letter_config()["subjects"] == ["t-ab12-dead-letter.>"]
+    assert stream.dead_letter_config()["subjects"] == ["t_ab12-dead-letter.>"]
+    assert ev.EventStream.named("OV_X").root != ev.EventStream.named("OV-X").root
+    with pytest.raises(ValueError, match="stream name '1ST' makes no subject root.*root="):
+        ev.EventStream.named("1ST")
+
+
+@pytest.mark.parametrize("kind", ["", "artifact.version", "*", ">", "a b", "Run", "x" * 41])
+def test_a_metadata_entity_kind_is_one_plain_subject_token(kind: str) -> None:
+    with pytest.raises(ValueError, match="entity kind .* must be a lowercase word"):
+        ev.metadata_path(kind, "some-id")
+
+
+def test_an_artifact_versions_record_names_every_field_of_the_record() -> None:
+    """The one rename from the event: a field missing there would be silently lost."""
+    *_, artifact = _samples()
+    assert isinstance(artifact, ev.ArtifactMaterialized)
+    record = artifact.record()
+    assert set(record) == set(ev.ArtifactVersionRecord.__struct_fields__)
+    assert msgspec.convert(record, ev.ArtifactVersionRecord).id == artifact.artifact_version_id
 
 
 def _matches(pattern: str, subject: str) -> bool:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hmac
 import secrets
+import traceback
 from collections.abc import AsyncIterator, Iterator
 
 import msgspec
@@ -124,11 +125,14 @@ class ErrorBoundary:
             await self.app(scope, receive, tracking_send)
         except Exception:
             error = InternalError(secrets.token_hex(4))
-            log.exception(
+            # The traceback as plain text, not exc_info: however logging is configured (or
+            # not, in-process), no renderer gets the frames' locals, which hold the headers.
+            log.error(
                 "api.internal_error",
                 error_id=error.error_id,
                 method=scope["method"],
                 path=shown(scope["path"]),
+                traceback=traceback.format_exc(),
             )
             if started:
                 raise  # too late for an error response: let the server drop the connection

@@ -34,7 +34,7 @@ from .writer import ProjectionWriter
 
 log = structlog.get_logger(__name__)
 
-_MAX_BACKOFF_S = 5.0
+_FIRST_BACKOFF_S, _MAX_BACKOFF_S = 0.1, 5.0
 _MAX_REASON_CHARS = 1000
 #: Messages folded between yields to the event loop (about 5 ms of work).
 _FOLD_SLICE = 250
@@ -77,7 +77,9 @@ class Projector:
     ) -> None:
         self.name = check_projector_name(name)
         self.schema = schema
-        self.stream = stream
+        self.stream = _checked_stream(stream)
+        read_models = _checked_read_models(read_models)
+        subject_filter = _checked_filter(subject_filter, self.stream)
         self._nats_url = nats_url
         self._batch_size = batch_size
         self._max_wait_s = max_wait_s
@@ -181,8 +183,13 @@ class Projector:
         await self.stop()
 
     async def _run(self) -> None:
-        """Fold batch k+1 (and parse its messages) while Postgres commits batch k."""
-        backoff = 0.1
+        """Fold batch k+1 (and parse its messages) while Postgres commits batch k.
+
+        A failure backs off (doubling up to _MAX_BACKOFF_S) and resumes from the
+        checkpoint; it is logged when the failing starts and when a commit succeeds
+        again, not on every attempt.
+        """
+        retry = _Retry(self._log)
         folded = self._checkpoint
         committing: asyncio.Task[None] | None = None
         while not self._stopping:
@@ -193,26 +200,20 @@ class Projector:
                     if committing is not None and committing.done():
                         done, committing = committing, None
                         await done  # raises what the commit raised
+                        retry.succeeded(self._checkpoint)
                     continue
                 batch = await self._fold(msgs, folded)
                 folded = batch.last_seq
                 if committing is not None:
                     await committing  # commits stay in stream order; raises what it raised
+                    retry.succeeded(self._checkpoint)
                 committing = asyncio.create_task(self._commit(batch))
-                backoff = 0.1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure: back off, resume from checkpoint
                 await self._settle(committing)
                 committing = None
-                self._log.warning(
-                    "projector.batch_failed",
-                    seq=self._checkpoint,
-                    error=f"{type(exc).__name__}: {exc}",
-                    retry_in_s=backoff,
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+                await asyncio.sleep(retry.failed(exc, self._checkpoint))
                 await self._resume()
                 folded = self._checkpoint
         await self._settle(committing)
@@ -317,6 +318,82 @@ class Projector:
                 self._log.debug("projector.nats_close_failed", error=str(exc))
             self._nc = None
         await self._writer.close()
+
+
+class _Retry:
+    """The projector's backoff after failures, logged once when failing starts and once
+    when a commit succeeds again (with how many attempts and how long it took)."""
+
+    def __init__(self, log: structlog.typing.FilteringBoundLogger) -> None:
+        self._log = log
+        self._failures = 0
+        self._since = 0.0
+        self._wait = _FIRST_BACKOFF_S
+        self._last_error = ""
+
+    def failed(self, exc: Exception, seq: int) -> float:
+        """Count a failure; how long to wait before the next attempt."""
+        if self._failures == 0:
+            self._since = time.monotonic()
+            self._log.warning(
+                "projector.failing",
+                seq=seq,
+                error=f"{type(exc).__name__}: {exc}",
+                retrying_every_s=f"{_FIRST_BACKOFF_S}-{_MAX_BACKOFF_S}",
+            )
+        self._failures += 1
+        self._last_error = f"{type(exc).__name__}: {exc}"
+        wait, self._wait = self._wait, min(self._wait * 2, _MAX_BACKOFF_S)
+        return wait
+
+    def succeeded(self, seq: int) -> None:
+        """A commit went through: end the failing spell, if there was one."""
+        if self._failures:
+            self._log.info(
+                "projector.recovered",
+                seq=seq,
+                attempts=self._failures,
+                seconds=round(time.monotonic() - self._since, 3),
+                last_error=self._last_error,
+            )
+            self._failures, self._wait = 0, _FIRST_BACKOFF_S
+
+
+def _checked_stream(stream: object) -> EventStream:
+    if not isinstance(stream, EventStream):
+        raise TypeError(
+            f"Projector(stream=...) takes an EventStream (e.g. cairn_events.DEFAULT_STREAM or "
+            f"EventStream.named('CAIRN_TEST')), not {type(stream).__name__} {stream!r}"
+        )
+    return stream
+
+
+def _checked_read_models(read_models: Sequence[object]) -> Sequence[ReadModel]:
+    wrong = [m for m in read_models if not isinstance(m, ReadModel)]
+    if wrong or isinstance(read_models, str | ReadModel) or not read_models:
+        raise TypeError(
+            "Projector(read_models=...) takes a non-empty list of ReadModel values from "
+            "cairn_projections (e.g. [RUNS, STEPS] or ALL_READ_MODELS); got "
+            f"{read_models!r}"
+        )
+    return read_models  # type: ignore[return-value]
+
+
+def _checked_filter(
+    subject_filter: str | Sequence[str] | None, stream: EventStream
+) -> str | Sequence[str] | None:
+    """``subject_filter`` if every subject in it lies in ``stream`` (else nothing would come)."""
+    if subject_filter is None:
+        return None
+    subjects = [subject_filter] if isinstance(subject_filter, str) else list(subject_filter)
+    outside = [s for s in subjects if not isinstance(s, str) or not s.startswith(f"{stream.root}.")]
+    if outside or not subjects:
+        raise ValueError(
+            f"Projector(subject_filter=...) names subjects of stream {stream.name}, which all "
+            f"start with '{stream.root}.' (e.g. stream.subject('artifact.>')); "
+            f"{outside or subjects!r} would deliver nothing"
+        )
+    return subject_filter
 
 
 def _relax_gc() -> None:

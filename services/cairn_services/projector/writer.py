@@ -30,6 +30,7 @@ from cairn_projections import (
     DEAD_LETTER_SQL,
     Row,
     apply_staged_sql,
+    check_columns,
     copy_records,
     migrate,
     server_settings,
@@ -102,7 +103,8 @@ class ProjectionWriter:
         self._database_url = database_url
         self._projector = projector
         self._schema = schema
-        self._staging_ddl = staging_ddl(ALL_FOLDS.row_types if row_types is None else row_types)
+        self._row_types = tuple(ALL_FOLDS.row_types if row_types is None else row_types)
+        self._staging_ddl = staging_ddl(self._row_types)
         self._conn: asyncpg.Connection | None = None
         self._log = log.bind(projector=projector, schema=schema)
 
@@ -115,6 +117,7 @@ class ProjectionWriter:
         conn = await open_connection(self._database_url, self._schema)
         try:
             await migrate(conn, self._schema)
+            await check_columns(conn, self._schema, self._row_types)
             key = _lock_key(self._schema, self._projector)
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
                 raise ProjectorBusyError(
