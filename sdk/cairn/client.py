@@ -52,6 +52,10 @@ class Client:
     ``cairn_services.api.InProcessTransport`` (the query API app called in-process, as
     the tests do); ``api_url`` is then only the base of the request URLs. Async
     transports (``httpx.ASGITransport``) do not work: the Client is synchronous.
+
+    Both are checked here, before anything is sent: an ``api_url`` that is not an
+    ``http://`` or ``https://`` URL is a ValueError (a TypeError if it is not a str), a
+    transport that is not a sync httpx transport a TypeError, each saying what to pass.
     """
 
     def __init__(
@@ -66,7 +70,12 @@ class Client:
 
         from .settings import redact_url, unreachable_advice
 
+        _check_transport(transport)  # both checked before a local stack may be started
         given = api_url is not None
+        if given:
+            _check_api_url(api_url, origin="given to Client()")
+        elif configured := os.environ.get("CAIRN_API_URL"):
+            _check_api_url(configured, origin="in CAIRN_API_URL")
         if api_url is None:
             from .settings import resolve_settings
 
@@ -279,6 +288,72 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_api_url(api_url: object, *, origin: str) -> None:
+    """Refuse an ``api_url`` that is not an http(s) URL with a host, saying what to write.
+
+    Without this, ``"127.0.0.1:8080"`` fails at the first request as an unreachable API
+    ("check that it runs there"), which sends the user looking in the wrong place.
+    """
+    from urllib.parse import urlsplit
+
+    from .settings import redact_url
+
+    example = "such as 'http://127.0.0.1:8080'"
+    if not isinstance(api_url, str):  # its value is not shown: a URL object may hold a password
+        raise TypeError(
+            f"The query API URL {origin} must be a str, {example}; got "
+            f"{type(api_url).__name__}. Pass the URL as a str (str(url) for a URL object)."
+        )
+    if "://" not in api_url:
+        fixed = redact_url(f"http://{api_url}")  # no credentials in messages
+        raise ValueError(
+            f"The query API URL {fixed.removeprefix('http://')!r} {origin} has no scheme; the "
+            f"query API speaks HTTP: write {fixed!r} (or https://... behind TLS)."
+        )
+    shown = redact_url(api_url)
+    parts = urlsplit(api_url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(
+            f"The query API URL {shown!r} {origin} uses '{parts.scheme}://'; the query API "
+            f"speaks HTTP: write http://host:port or https://host:port, {example}."
+        )
+    if not parts.hostname:
+        raise ValueError(
+            f"The query API URL {shown!r} {origin} names no host; write the host and port "
+            f"the API listens on, {example}."
+        )
+
+
+def _check_transport(transport: object) -> None:
+    """Refuse a ``transport`` the sync httpx client cannot send through, saying what works.
+
+    httpx itself would only fail at the first request, with ``AttributeError: ... has no
+    attribute 'handle_request'``.
+    """
+    import httpx
+
+    if transport is None or isinstance(transport, httpx.BaseTransport):
+        return
+    in_process = (
+        "for the query API app in this process use "
+        "cairn_services.api.in_process.InProcessTransport(app, loop)"
+    )
+    if isinstance(transport, httpx.AsyncBaseTransport):
+        why = (
+            f"{type(transport).__name__} is an async transport, and the Client is synchronous "
+            f"(it calls handle_request, which async transports do not have); {in_process}, "
+            "which runs the app on its event loop"
+        )
+    elif callable(transport):
+        name = getattr(transport, "__qualname__", type(transport).__name__)
+        why = f"{name} is callable, an app rather than a transport; {in_process}"
+    else:
+        why = f"got {type(transport).__name__}; {in_process}, or httpx.MockTransport(handler)"
+    raise TypeError(
+        f"Client(transport=...) takes a sync httpx transport (an httpx.BaseTransport): {why}."
+    )
 
 
 def _chunks(size: int | None, start: int) -> Iterator[tuple[int, int]]:

@@ -1,7 +1,9 @@
 """The ``@pipeline`` decorator: calling a pipeline runs it and returns the run.
 
 A pipeline runs on its runner (``@pipeline(runner=...)``, ``.with_options(runner=...)``),
-by default the in-process one (:class:`cairn.orchestrator.InProcessRunner`).
+by default the in-process one (:class:`cairn.orchestrator.InProcessRunner`). A runner is
+checked when it is given, and what it returns when the pipeline is called
+(:mod:`cairn.runner`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from .errors import ParameterError, StepDefinitionError, StepTypeError
 from .naming import shown
+from .runner import Runner, checked_runner, finished_run
 from .validation import (
     ArgumentType,
     argument_types,
@@ -24,7 +27,6 @@ from .validation import (
 
 if TYPE_CHECKING:
     from .models import PipelineRun
-    from .runner import Runner
 
 
 class Pipeline:
@@ -54,7 +56,7 @@ class Pipeline:
         self.enable_cache = enable_cache
         self.substitutions = dict(substitutions or {})
         self.run_name = run_name
-        self._runner = runner
+        self._runner = None if runner is None else checked_runner(runner, pipeline=self.name)
         #: Arguments set by with_options(parameters=...): used where a call leaves them out.
         self.configured_parameters = check_configured(
             f"Pipeline '{self.name}'", inspect.signature(func), parameters
@@ -82,7 +84,7 @@ class Pipeline:
             substitutions={**self.substitutions, **(substitutions or {})},
             run_name=run_name or self.run_name,
             parameters={**self.configured_parameters, **(parameters or {})},
-            runner=runner or self._runner,
+            runner=self._runner if runner is None else runner,
         )
 
     def parameters(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +134,9 @@ class Pipeline:
 
     def __call__(self, *args: Any, **kwargs: Any) -> PipelineRun:
         """Run the pipeline on its runner with these arguments; the finished run."""
-        return self.runner.run(self, self.parameters(args, kwargs))
+        runner = self.runner
+        run = runner.run(self, self.parameters(args, kwargs))
+        return finished_run(run, runner=runner, pipeline=self.name)
 
     def __repr__(self) -> str:
         return f"<pipeline {self.name!r}>"

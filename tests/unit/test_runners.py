@@ -12,6 +12,7 @@ from cairn import (
     CairnError,
     Pipeline,
     PipelineRun,
+    StepDefinitionError,
     get_step_context,
     pipeline,
     step,
@@ -199,3 +200,76 @@ def test_an_executor_refuses_a_step_whose_upstream_value_it_was_not_given(
     with pytest.raises(CairnError, match="handed it no value for it"):
         StepExecutor(tracker, RUN).execute(invocation, {})
     assert tracker.events == []  # refused before anything is recorded
+
+
+class NoRun:
+    """Not a runner: it has no run()."""
+
+
+class RunTakesNothing:
+    """Not a runner: its run() takes no pipeline and no parameters."""
+
+    def run(self) -> PipelineRun:
+        raise AssertionError("never called")
+
+
+class ReturnsNothing:
+    """A runner that forgets to return the run."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def run(self, pipeline: PipelineDefinition, parameters: dict[str, Any]) -> None:
+        self.calls += 1
+
+
+@pytest.mark.parametrize(
+    ("runner", "why"),
+    [
+        (NoRun(), r"a NoRun instance, which has no run\(\) method"),
+        (
+            InProcessRunner,
+            r"the class InProcessRunner itself; pass an instance, InProcessRunner\(\)",
+        ),
+        ("in-process", r"'in-process' \(str\), which has no run\(\) method"),
+        (RunTakesNothing(), r"whose run\(\) cannot be called as run\(pipeline, parameters\)"),
+    ],
+    ids=["no-run", "a-class", "a-string", "run-without-arguments"],
+)
+def test_a_runner_that_cannot_run_is_refused_where_it_is_given(runner: object, why: str) -> None:
+    what = r"an instance with a run\(pipeline, parameters\) method .*InProcessRunner\(\)"
+    with pytest.raises(
+        StepDefinitionError, match=rf"^Pipeline 'train': runner= got .*{why}.*{what}"
+    ):
+
+        @pipeline(name="train", runner=runner)  # type: ignore[arg-type]
+        def train() -> None:
+            make()
+
+    @pipeline(name="train")
+    def fine() -> None:
+        make()
+
+    with pytest.raises(StepDefinitionError, match=rf"^Pipeline 'again': runner= got .*{why}"):
+        fine.with_options(name="again", runner=runner)  # type: ignore[arg-type]
+    with pytest.raises(StepDefinitionError, match=rf"^Pipeline 'train': runner= got .*{why}"):
+        Pipeline(fine.func, name="train", runner=runner)  # type: ignore[arg-type]
+
+
+def test_a_runner_that_returns_no_run_is_an_error_naming_it() -> None:
+    runner = ReturnsNothing()
+
+    @pipeline(name="train", runner=runner)  # type: ignore[arg-type]
+    def train() -> None:
+        make()
+
+    with pytest.raises(StepDefinitionError) as refused:
+        train()
+    assert runner.calls == 1  # it ran; what it returned is wrong
+    message = str(refused.value)
+    assert message.startswith(
+        "Pipeline 'train': its runner ReturnsNothing returned None (NoneType)"
+    )
+    assert (
+        "instead of a PipelineRun; ReturnsNothing.run(pipeline, parameters) must return" in message
+    )

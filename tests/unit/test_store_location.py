@@ -34,6 +34,61 @@ def test_s3_says_it_comes_later_and_names_the_setting() -> None:
     message = str(refused.value)
     assert "'s3://'" in message and "later version" in message
     assert "CAIRN_ARTIFACT_STORE" in message
+    assert "S3 artifact stores come" in message and "(issue 13)" in message
+    with pytest.raises(ArtifactStoreError, match=r"'S3:bucket' uses 's3://'.*\(issue 13\)"):
+        store_for("S3:bucket")  # a scheme Cairn knows, in any case, even without "//"
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["FILE://{root}", "File://{root}", "file:{root}", "file://localhost{root}", "file://{quoted}"],
+)
+def test_file_uris_in_any_case_and_spelling_name_their_absolute_path(
+    location: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "my store"
+    uri = location.format(root=root, quoted=str(root).replace(" ", "%20"))
+    store = store_for(uri)
+    assert isinstance(store, LocalArtifactStore) and store.root == os.path.realpath(root)
+    assert os.listdir(tmp_path) == ["my store"]  # no ./FILE: or ./file: directory
+
+
+@pytest.mark.parametrize(
+    ("location", "advice"),
+    [
+        (
+            "file://relative/dir",
+            r"'relative' is its host part .* Write file:///relative/dir for the absolute path "
+            r"/relative/dir, or the plain path relative/dir for one relative to the working",
+        ),
+        ("file://otherhost/data", r"'otherhost' is its host part"),
+        ("file:relative", r"names an absolute path, and 'relative' is not one"),
+        ("file://", r"names an absolute path, and it names none"),
+        ("file:///data?x=1", r"has a '\?' or '#' part"),
+        ("", r"location is empty; set CAIRN_ARTIFACT_STORE"),
+    ],
+)
+def test_a_file_uri_that_names_no_local_absolute_path_is_refused(
+    location: str, advice: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ArtifactStoreError, match=advice):
+        store_for(location)
+    assert os.listdir(tmp_path) == []  # nothing created, not even ./relative/dir
+
+
+def test_a_plain_path_expands_the_home_directory_and_keeps_other_colons(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    home = LocalArtifactStore.at("~/artifacts")
+    assert home.root == os.path.realpath(tmp_path / "home" / "artifacts")
+    named = LocalArtifactStore.at("runs:1")
+    assert named.root == os.path.realpath(tmp_path / "runs:1")  # a directory name
+    assert scheme_of("runs:1") == scheme_of("~/x") == "file"
+    assert sorted(os.listdir(tmp_path)) == ["home", "runs:1"]  # no literal ./~
 
 
 def test_an_unknown_scheme_says_which_ones_there_are() -> None:

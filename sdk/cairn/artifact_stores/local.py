@@ -14,7 +14,7 @@ from cairn.artifact_stores.errors import (
     UnsafePathError,
 )
 
-__all__ = ["LocalArtifactStore"]
+__all__ = ["LocalArtifactStore", "local_path"]
 
 _NOT_PLAIN = frozenset(("", ".", ".."))
 _CHUNK = 1 << 20  # 1 MiB: large enough to amortise syscalls, small enough to stream big files
@@ -38,8 +38,11 @@ class LocalArtifactStore(ArtifactStore):
 
     @classmethod
     def at(cls, location: str) -> LocalArtifactStore:
-        """The store rooted at a plain path or a ``file://`` uri (created if missing)."""
-        return cls(location.removeprefix("file://"))
+        """The store rooted at a plain path or a ``file:`` uri (created if missing).
+
+        See :func:`local_path` for what each form means and which are refused.
+        """
+        return cls(local_path(location))
 
     @classmethod
     def version_root(cls, uri: str) -> str:
@@ -233,6 +236,47 @@ class LocalArtifactStore(ArtifactStore):
             for rel, real in files:
                 size += _feed_file(hasher, real, rel)
         return "sha256:" + hasher.hexdigest(), size
+
+
+def local_path(location: str) -> str:
+    """The directory a local artifact store location names; ArtifactStoreError if unclear.
+
+    A plain path is used as written, ``~`` expanded (relative paths are relative to the
+    working directory). A ``file:`` uri (scheme in any case) names an absolute path:
+    ``file:///abs``, ``file:/abs`` or ``file://localhost/abs``, percent-escapes decoded.
+    ``file://relative/dir`` is refused rather than guessed at: its first segment is a
+    host (another machine's), not a directory, and so are ``?`` and ``#`` parts.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(location)
+    if parts.scheme != "file":  # urlsplit lowercases the scheme
+        if not location:
+            raise ArtifactStoreError(
+                "The artifact store location is empty; set CAIRN_ARTIFACT_STORE to a local "
+                "directory path such as ~/cairn-artifacts."
+            )
+        return os.path.expanduser(location)
+    wrong = f"Artifact store {location!r} is not a local directory uri"
+    if parts.netloc not in ("", "localhost"):
+        raise ArtifactStoreError(
+            f"{wrong}: {parts.netloc!r} is its host part (another machine), since a file: uri's "
+            f"path starts at its third slash. Write file:///{parts.netloc}{parts.path} for the "
+            f"absolute path /{parts.netloc}{parts.path}, or the plain path "
+            f"{parts.netloc}{parts.path} for one relative to the working directory."
+        )
+    if parts.query or parts.fragment:
+        raise ArtifactStoreError(
+            f"{wrong}: it has a '?' or '#' part, which a directory does not; write them "
+            "percent-escaped (%3F, %23), or give the directory as a plain path."
+        )
+    if not parts.path.startswith("/"):
+        given = f"{parts.path!r} is not one" if parts.path else "it names none"
+        raise ArtifactStoreError(
+            f"{wrong}: a file: uri names an absolute path, and {given}. Write "
+            "file:///absolute/path, or a plain path for one relative to the working directory."
+        )
+    return unquote(parts.path)
 
 
 def _feed_file(hasher: Any, path: str, rel: str | None = None) -> int:

@@ -1,9 +1,10 @@
 """Choosing the artifact store for a location or a recorded uri, by its scheme.
 
 A location (``CAIRN_ARTIFACT_STORE``, or the local stack's record) is a store's
-root. Its scheme picks the store class: a plain path or ``file://`` is a
-:class:`LocalArtifactStore`; ``s3://bucket/prefix`` will be an S3 store, which
-comes in a later version and registers itself here with :func:`register_scheme`.
+root. Its scheme (in any case) picks the store class: a plain path or a ``file:``
+uri is a :class:`LocalArtifactStore`; ``s3://bucket/prefix`` will be an S3 store,
+which comes with Cairn's data-management release (issue 13) and registers itself
+here with :func:`register_scheme`.
 An artifact version's uri carries its store's scheme too, so loading a version
 finds its store the same way.
 """
@@ -11,6 +12,7 @@ finds its store the same way.
 from __future__ import annotations
 
 import functools
+from urllib.parse import urlsplit
 
 from cairn.artifact_stores.base import ArtifactStore
 from cairn.artifact_stores.errors import ArtifactStoreError
@@ -28,7 +30,10 @@ __all__ = [
 #: The store class for each uri scheme; plain paths are "file".
 _SCHEMES: dict[str, type[ArtifactStore]] = {"file": LocalArtifactStore}
 #: Schemes Cairn knows of but has no store for yet, and when one comes.
-_LATER = {"s3": "S3 artifact stores come in a later version of Cairn"}
+_LATER = {
+    "s3": "S3 artifact stores come in a later version of Cairn, its data-management release "
+    "(issue 13)"
+}
 
 
 def register_scheme(scheme: str, store_class: type[ArtifactStore]) -> None:
@@ -38,9 +43,17 @@ def register_scheme(scheme: str, store_class: type[ArtifactStore]) -> None:
 
 
 def scheme_of(location: str) -> str:
-    """The scheme of a location or uri, lowercase: "file" for a plain path."""
-    scheme, separator, _ = location.partition("://")
-    return scheme.lower() if separator else "file"
+    """The scheme of a location or uri, lowercase: "file" for a plain path.
+
+    A scheme is one followed by ``//`` (``S3://b``, ``file:///a``), or one Cairn knows
+    (``file:/a``, ``s3:b``); other colons belong to a path (``runs:1`` is a directory).
+    """
+    scheme = urlsplit(location).scheme  # lowercased by urlsplit
+    if not scheme:
+        return "file"
+    if scheme in _SCHEMES or scheme in _LATER or location[len(scheme) + 1 :].startswith("//"):
+        return scheme
+    return "file"
 
 
 def store_class_for(location: str, *, what: str = "Artifact store") -> type[ArtifactStore]:
