@@ -22,7 +22,8 @@ class Header(StrEnum):
 
 
 class NatsStatus(StrEnum):
-    """The ``Status`` header of messages a server sends to a pull consumer's inbox."""
+    """The ``Status`` header of the status messages a server sends to an inbox: to a pull
+    consumer's (heartbeats, ended pulls) and to a publish's reply subject (no responders)."""
 
     HEARTBEAT = "100"
     REQUEST_TIMEOUT = "408"  # the pull request expired

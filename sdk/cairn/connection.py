@@ -3,9 +3,9 @@
 :class:`Link` opens the connection (failing fast on the first try), refuses a
 server too old for version claims, sets the stream up with
 :func:`cairn.stream_setup.ensure_stream` (as the projector does) and opens
-fast-ingest batches when both the server and the caller want them. The
-publisher's parts read its state (``connected``, ``closing``, ``fast``,
-``max_payload``); what happens when the connection goes away is for the
+fast-ingest batches when both the server and the caller want them, and single
+publishes (:mod:`.acks`) for everything else. The publisher's parts read its state
+(``connected``, ``closing``, ``fast``, ``acks``, ``max_payload``); what happens when the connection goes away is for the
 :class:`ConnectionWatcher` given to :meth:`Link.open` (see :mod:`.outage`).
 """
 
@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from cairn_events import FAST_INGEST_SINCE, NATS_SERVER_REQUIRED, EventStream
 
+from .acks import Acks
 from .errors import StackUnavailableError
 from .fast_ingest import FastIngest
 from .settings import redact_url
@@ -62,6 +63,8 @@ class Link:
         self.js: Any = None
         #: The batch sender; None while this publisher sends one event at a time.
         self.fast: FastIngest | None = None
+        #: Single publishes and their acknowledgements; set by open().
+        self.acks: Acks
         self.max_payload = DEFAULT_MAX_PAYLOAD
         #: Whether the connection is up right now (the watcher keeps it current).
         self.connected = False
@@ -97,11 +100,12 @@ class Link:
             )
         # once connected, ride out any outage: the spool keeps what NATS cannot take meanwhile
         nc.options.update(allow_reconnect=True, max_reconnect_attempts=-1)
-        self.nc, self.js = nc, nc.jetstream(publish_async_max_pending=10_000)
+        self.nc, self.js = nc, nc.jetstream()
         self.max_payload = int(nc.max_payload or DEFAULT_MAX_PAYLOAD)
         self._stream_batched = await ensure_stream(
             self.js, self.stream, fast_ingest=(server.major, server.minor) >= FAST_INGEST_SINCE
         )
+        self.acks = await Acks(nc, stall_timeout=self.ack_timeout).open()
         self.fast = (
             await FastIngest(nc, ack_timeout=self.ack_timeout).open()
             if self._stream_batched and self.batches

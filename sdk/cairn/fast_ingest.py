@@ -9,9 +9,9 @@ every ``flow`` messages, and answers the last one (op *commit*) with the
 stream sequence. In ``fail`` gap mode the first message it refuses ends the
 batch: everything before it is stored, nothing after it.
 
-Compared with one acknowledgement per publish (nats-py's ``publish_async``)
-this takes most of the per-event work off the publishing process, which on a
-small machine shares its cores with the server and the projector
+Compared with one acknowledgement per publish (:mod:`.acks`) this takes
+most of the per-event work off the publishing process, which on a small
+machine shares its cores with the server and the projector
 (``benchmarks/ingest.py`` shows both). One batch is in flight at a time, so
 batches keep the order of the events.
 """
@@ -52,24 +52,30 @@ class BatchFailed(Exception):
         self.err_code = err_code
 
 
-class _ApiError(msgspec.Struct):
+class ReplyError(msgspec.Struct):
+    """The ``error`` of a JetStream answer: HTTP-like ``code``, JetStream ``err_code``, why."""
+
     code: int = 0
     err_code: int = 0
     description: str = ""
 
 
-class _Reply(msgspec.Struct):
-    """Any answer on the batch inbox: a flow ack, a gap, an error or the final PubAck."""
+class Reply(msgspec.Struct):
+    """A JetStream answer to a publish: a PubAck, an error, or (batches) a flow ack or a gap.
+
+    :mod:`.acks` reads the same answers to single publishes (``stream`` and ``seq``, or
+    ``error``).
+    """
 
     type: str | None = None
     seq: int = 0
     msgs: int = 0
     last_seq: int = 0
     stream: str | None = None
-    error: _ApiError | None = None
+    error: ReplyError | None = None
 
 
-_decode_reply = msgspec.json.Decoder(_Reply).decode
+decode_reply = msgspec.json.Decoder(Reply).decode
 
 
 class _Batch:
@@ -194,7 +200,7 @@ class FastIngest:
         if batch is None or len(tokens) < 7 or tokens[1] != batch.id or batch.done.done():
             return  # an answer about a batch that has ended
         try:
-            reply = _decode_reply(msg.data)
+            reply = decode_reply(msg.data)
         except msgspec.DecodeError:
             batch.fail(batch.acked, f"unreadable answer from JetStream: {msg.data[:200]!r}")
             return

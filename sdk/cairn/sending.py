@@ -2,8 +2,9 @@
 
 A run is what the send loop (or the spool drain) has ready in order, up to a version
 claim. :class:`Sender` quarantines what the server would refuse before sending it,
-sends the rest as one batch when the link has batches, else one by one, and keeps
-track of their acknowledgements in the :class:`~cairn.outbox.Outbox`. What is not
+sends the rest as one batch when the link has batches, else one by one (through the
+link's :class:`~cairn.acks.Acks`), and keeps track of their acknowledgements in the
+:class:`~cairn.outbox.Outbox`. What is not
 acknowledged while NATS is away goes to the spool; what NATS refuses for good, to the
 quarantine (:mod:`.refusals` tells the two apart).
 """
@@ -14,10 +15,9 @@ import asyncio
 import contextlib
 import functools
 import time
-from typing import Any
 
 import structlog
-from cairn_events import Header, JetStreamError
+from cairn_events import JetStreamError
 
 from .connection import Link
 from .fast_ingest import BatchFailed, Outgoing
@@ -55,9 +55,10 @@ class Sender:
     async def send(self, run: list[Outgoing], *, from_spool: bool) -> None:
         """Send ``run`` in one fast-ingest batch, or one by one on a link without batches.
 
-        From the send loop, single events are not awaited (``publish_async``); from
-        the spool each is, so a refusal is known at once. Raises BatchFailed if the
-        connection broke: what was not stored then belongs in the spool, not in a retry.
+        From the send loop, single events are not awaited (their answers settle them
+        as they come); from the spool each is, so the drain goes on only past an event
+        stored or quarantined. Raises BatchFailed if the connection broke: what was not
+        stored then belongs in the spool, not in a retry.
         """
         one_by_one = self._publish_and_wait if from_spool else self._publish_one
         link = self._link
@@ -78,9 +79,7 @@ class Sender:
                 link.stop_batches()
             if exc.stored:
                 await self._learn_seq(run[exc.stored - 1].subject)
-            if not from_spool:
-                # From the send loop: let the drain send the rest, waiting for each answer
-                # (nats-py's publish_async never resolves a refusal: it raises in its callback).
+            if not from_spool:  # from the send loop: the drain sends the rest, in order
                 self._outbox.resend_later(rest)
                 return
             for item in rest:  # one by one: a refused message is quarantined, the rest go on
@@ -89,12 +88,10 @@ class Sender:
             self._outbox.acknowledged(seq)
 
     async def _publish_one(self, item: Outgoing) -> None:
-        """Publish without waiting; the acknowledgement is handled by _on_ack."""
+        """Publish without waiting; the answer (stored or refused) is handled by _on_ack."""
         link = self._link
         try:
-            ack = await link.js.publish_async(
-                item.subject, item.data, headers={Header.MSG_ID: item.msg_id}
-            )
+            ack = await link.acks.publish(item)
         except Exception as exc:
             reason = refusal_of(exc)
             if reason is not None and link.nc.is_connected:
@@ -108,11 +105,11 @@ class Sender:
         ack.add_done_callback(functools.partial(self._on_ack, item))
         self._inflight.append(Inflight(item, ack, time.monotonic()))
 
-    def _on_ack(self, item: Outgoing, ack: asyncio.Future[Any]) -> None:
+    def _on_ack(self, item: Outgoing, ack: asyncio.Future[int]) -> None:
         if not ack.cancelled():  # cancelled: the outage spooled it
             error = ack.exception()
             if error is None:
-                self._outbox.acknowledged(ack.result().seq)
+                self._outbox.acknowledged(ack.result())
             elif (reason := refusal_of(error)) is not None:
                 self._quarantine.keep(entry_of(item), reason)
             else:
@@ -122,21 +119,22 @@ class Sender:
             inflight.popleft()
 
     async def _publish_and_wait(self, item: Outgoing) -> None:
-        """Publish and wait for the acknowledgement; a refused event is quarantined."""
+        """Publish and wait for the acknowledgement; a refused event is quarantined.
+
+        Raises (TimeoutError after ``ack_timeout``, or what the connection raises) when
+        NATS is away: the drain waits and sends it again.
+        """
+        link = self._link
         try:
-            ack = await self._link.js.publish(
-                item.subject,
-                item.data,
-                headers={Header.MSG_ID: item.msg_id},
-                timeout=self._link.ack_timeout,
-            )
+            ack = await link.acks.publish(item)
+            seq = await asyncio.wait_for(ack, link.ack_timeout)
         except Exception as exc:
             reason = refusal_of(exc)
             if reason is None:
                 raise
             self._quarantine.keep(entry_of(item), reason)
             return
-        self._outbox.acknowledged(ack.seq)
+        self._outbox.acknowledged(seq)
 
     async def _learn_seq(self, subject: str) -> None:
         """Raise last_seq to the newest message on ``subject`` (a batch stored part of itself)."""

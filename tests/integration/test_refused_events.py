@@ -296,10 +296,6 @@ def _stream_messages(url: str) -> list[Any]:
     return asyncio.run(read())
 
 
-# Batched only: one at a time, nats-py's publish_async never resolves a refused publish
-# (its reply handler raises instead), so the refusal shows only when the acknowledgement
-# is overdue (ack_timeout, 5 s) and the spool sends it again: over the 5 s asserted here.
-@pytest.mark.parametrize("publish_batches", [True], ids=["batches"], indirect=True)
 def test_an_event_the_stream_refuses_is_quarantined_and_retried_once_the_cause_is_fixed(
     small_stream: str, tmp_path: Path, publish_batches: bool
 ) -> None:
