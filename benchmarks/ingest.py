@@ -131,7 +131,7 @@ async def _publish_raw(nats_url: str, messages: list[Message]) -> None:
     js = nc.jetstream(publish_async_max_pending=8000)
     futures = []
     for i, m in enumerate(messages):
-        headers = {"Nats-Msg-Id": f"raw-{m.msg_id}"}
+        headers = {ev.Header.MSG_ID: f"raw-{m.msg_id}"}
         futures.append(await js.publish_async(f"bench-raw.{i % 64}", m.data, headers=headers))
     await asyncio.gather(*futures)
     await nc.close()

@@ -253,6 +253,7 @@ async def test_a_read_model_column_no_migration_creates_is_refused_at_start(
         ({"stream": "CAIRN"}, "takes an EventStream"),
         ({"read_models": ["runs"]}, "non-empty list of ReadModel"),
         ({"read_models": []}, "non-empty list of ReadModel"),
+        ({"read_models": RUNS}, "non-empty list of ReadModel"),
         ({"subject_filter": "other.>"}, "would deliver nothing"),
         ({"subject_filter": []}, "would deliver nothing"),
     ],

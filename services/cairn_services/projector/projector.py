@@ -368,15 +368,16 @@ def _checked_stream(stream: object) -> EventStream:
     return stream
 
 
-def _checked_read_models(read_models: Sequence[object]) -> Sequence[ReadModel]:
-    wrong = [m for m in read_models if not isinstance(m, ReadModel)]
-    if wrong or isinstance(read_models, str | ReadModel) or not read_models:
+def _checked_read_models(read_models: Sequence[object]) -> list[ReadModel]:
+    single = isinstance(read_models, str | ReadModel)
+    checked = [] if single else [m for m in read_models if isinstance(m, ReadModel)]
+    if not checked or len(checked) != len(read_models):
         raise TypeError(
             "Projector(read_models=...) takes a non-empty list of ReadModel values from "
             "cairn_projections (e.g. [RUNS, STEPS] or ALL_READ_MODELS); got "
             f"{read_models!r}"
         )
-    return read_models  # type: ignore[return-value]
+    return checked
 
 
 def _checked_filter(
