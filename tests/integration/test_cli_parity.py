@@ -13,12 +13,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 from cairn import Client, pipeline, step
 from cairn_services.stack.ports import free_port
 from test_local_stack import bare_environment, cairn, run_script
+
+
+def _projected(*runs: Any) -> None:
+    """Wait (bounded, by the API's min_seq) until the API has this process's runs: the
+    `cairn` subprocesses below read through it but did not publish them, so do not wait."""
+    client = Client()
+    for run in runs:
+        client.get_pipeline_run(run.id)
 
 
 def _sdk_env(**extra: str) -> dict[str, str]:
@@ -75,6 +83,7 @@ def test_lists_keep_names_whole_at_80_columns(cairn_stack: object, uid: str) -> 
         make()
 
     first, second = listing(), listing()
+    _projected(first, second)
     env = _sdk_env(COLUMNS="80")
 
     artifacts = cairn("artifact", "list", env=env)
@@ -101,6 +110,7 @@ def test_lists_keep_names_whole_at_80_columns(cairn_stack: object, uid: str) -> 
         make()
 
     long_run = long_named()
+    _projected(long_run)
     runs = cairn("run", "list", "--pipeline", long_pipeline, env=env)
     assert runs.returncode == 0, runs.stdout + runs.stderr
     lines = runs.stdout.splitlines()
@@ -126,6 +136,7 @@ def test_describe_takes_unique_prefixes_and_lists_ambiguous_ones(
         produce()
 
     first, second = prefixed(), prefixed()
+    _projected(first, second)
     env = _sdk_env()
 
     described = cairn("run", "describe", first.id[:23], env=env)
