@@ -37,3 +37,39 @@ def bench_postgres() -> Iterator[str]:
         PostgresServer(Path(tmp) / "data") as server,
     ):
         yield server.dsn
+
+
+@contextlib.contextmanager
+def bench_services(nats_url: str, database_url: str) -> Iterator[str]:
+    """The projector and query API in a process of their own (as ``cairn up`` runs them, so
+    they do not share this process's interpreter lock); yields the API's URL."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "CAIRN_NATS_URL": nats_url, "CAIRN_DATABASE_URL": database_url}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cairn_services.serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the service process did not answer in 30 s") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)

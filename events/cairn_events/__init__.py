@@ -35,6 +35,7 @@ from ._subjects import (
     untoken,
 )
 from .artifacts import ArtifactMaterialized, ArtifactVersionRecord
+from .cache import CacheHit, CacheLeased, CacheMissed, CacheReleased, CacheStored
 from .runs import RunFinished, RunStarted
 from .steps import StepFailed, StepFinished, StepStarted
 
@@ -51,6 +52,11 @@ __all__ = [
     "AnyEvent",
     "ArtifactMaterialized",
     "ArtifactVersionRecord",
+    "CacheHit",
+    "CacheLeased",
+    "CacheMissed",
+    "CacheReleased",
+    "CacheStored",
     "Event",
     "EventCodec",
     "EventDecodeError",

@@ -13,11 +13,22 @@ from ._codec import EventCodec
 from ._envelope import Event
 from ._subjects import DEFAULT_STREAM, EventStream
 from .artifacts import ArtifactMaterialized
+from .cache import CacheHit, CacheLeased, CacheMissed, CacheReleased, CacheStored
 from .runs import RunFinished, RunStarted
 from .steps import StepFailed, StepFinished, StepStarted
 
 AnyEvent: TypeAlias = (
-    RunStarted | RunFinished | StepStarted | StepFinished | StepFailed | ArtifactMaterialized
+    RunStarted
+    | RunFinished
+    | StepStarted
+    | StepFinished
+    | StepFailed
+    | ArtifactMaterialized
+    | CacheHit
+    | CacheMissed
+    | CacheStored
+    | CacheLeased
+    | CacheReleased
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = get_args(AnyEvent)

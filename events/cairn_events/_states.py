@@ -6,10 +6,11 @@ from enum import StrEnum
 
 
 class RunOutcome(StrEnum):
-    """How a run ended, as ``run.finished`` says."""
+    """How a run ended, as ``run.finished`` says: cached when every step was served from cache."""
 
     COMPLETED = "completed"
     FAILED = "failed"
+    CACHED = "cached"
 
 
 class RunStatus(StrEnum):

@@ -7,13 +7,15 @@ root). A ``<family>`` is one :class:`Family` value; the tokens after it are:
 ==========================================  =================================================
 ``<root>.run.<run id>``                     ``run.started``, ``run.finished``
 ``<root>.step.<run id>``                    ``step.started``, ``step.finished``,
-                                            ``step.failed`` (one subject per run: in order)
+                                            ``step.failed``, ``cache.hit``, ``cache.missed``
+                                            (one subject per run: in order)
 ``<root>.artifact.<name key>.<version key>``  ``artifact.materialized`` **and nothing else**
 ``<root>.metadata.<entity kind>.<entity key>``  metadata logged on a run, step run, artifact
                                             version or model version (issue 12)
 ``<root>.tag.<name key>``                   tags added to or removed from versions of a name
 ``<root>.prune.<name key>``                 a version pruned or deleted (issue 13)
-``<root>.cache.<cache key>``                cache facts: hits, leases (issue 11)
+``<root>.cache.<cache key>``                a key's entries and leases: ``cache.stored``,
+                                            ``cache.leased``, ``cache.released``
 ``<root>.model.<name key>.<version key>``   model versions, claimed as artifact versions are
 ==========================================  =================================================
 

@@ -37,10 +37,16 @@ class StepStarted(_StepEvent, frozen=True, kw_only=True, tag="step.started"):
 
 
 class StepFinished(_StepEvent, frozen=True, kw_only=True, tag="step.finished"):
-    """A step run completed; ``outputs`` maps each output key to its artifact version id."""
+    """A step run completed; ``outputs`` maps each output key to its artifact version id.
+
+    ``loaded`` maps what the step loaded itself (``load_artifact`` inside the step) to the
+    artifact version it read: inputs, for lineage, that were not arguments. Outputs saved
+    with ``save_artifact`` inside the step are in ``outputs`` under their artifact name.
+    """
 
     duration_s: float
     outputs: dict[str, str] = msgspec.field(default_factory=dict)
+    loaded: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class StepFailed(_StepEvent, frozen=True, kw_only=True, tag="step.failed"):

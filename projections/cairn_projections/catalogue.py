@@ -13,11 +13,12 @@ from cairn_events import AnyEvent
 
 from .artifact_versions import ARTIFACT_VERSIONS
 from .bookkeeping import BOOKKEEPING
+from .cache_entries import CACHE_ENTRIES
 from .read_model import Folds, ReadModel, Row
 from .runs import RUNS
 from .steps import STEPS
 
-ALL_READ_MODELS: tuple[ReadModel, ...] = (RUNS, STEPS, ARTIFACT_VERSIONS)
+ALL_READ_MODELS: tuple[ReadModel, ...] = (RUNS, STEPS, ARTIFACT_VERSIONS, CACHE_ENTRIES)
 
 #: What a schema holds, in migration order: the read models, then the projectors' bookkeeping.
 SCHEMA: tuple[ReadModel, ...] = (*ALL_READ_MODELS, BOOKKEEPING)

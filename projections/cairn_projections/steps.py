@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
 import msgspec
-from cairn_events import StepFailed, StepFinished, StepStarted, StepStatus
+from cairn_events import CacheHit, CacheMissed, StepFailed, StepFinished, StepStarted, StepStatus
 
 from .artifact_versions import VERSION_COLUMNS, ArtifactVersionRow
 from .configs import Config
@@ -52,6 +52,38 @@ class StepFailedRow(StepFinishedRow, kw_only=True):
     error_type: str
     error_message: str
     traceback: str
+
+
+class CacheHitRow(Row, kw_only=True):
+    """A step run served from cache: cached, pointing at the step run it reused."""
+
+    TABLE: ClassVar[str] = "step_runs"
+    INSERT_ONLY: ClassVar[frozenset[str]] = frozenset({"run_id", "name"})
+
+    id: str
+    run_id: str
+    name: str
+    outcome: StepStatus
+    finished_at: datetime
+    duration_s: float
+    cache_key: str
+    original_step_run_id: str
+    original_run_id: str
+
+
+class CacheMissedRow(Row, kw_only=True):
+    """Why a step run was not served from cache."""
+
+    TABLE: ClassVar[str] = "step_runs"
+    INSERT_ONLY: ClassVar[frozenset[str]] = frozenset({"run_id", "name"})
+
+    id: str
+    run_id: str
+    name: str
+    cache_key: str
+    cache_miss_reasons: list[str]
+    cache_compared_with: str | None
+    cache_compared_run: str | None
 
 
 class _EdgeRow(Row, kw_only=True):
@@ -115,13 +147,35 @@ CREATE TABLE step_outputs (
 CREATE INDEX step_outputs_by_artifact ON step_outputs (artifact_version_id);
 """
 
+_V3 = """
+ALTER TABLE step_runs
+    ADD COLUMN cache_key text,
+    ADD COLUMN original_step_run_id text,
+    ADD COLUMN original_run_id text,
+    ADD COLUMN cache_miss_reasons jsonb NOT NULL DEFAULT '[]',
+    ADD COLUMN cache_compared_with text,
+    ADD COLUMN cache_compared_run text;
+CREATE INDEX step_runs_by_original ON step_runs (original_step_run_id)
+    WHERE original_step_run_id IS NOT NULL;
+"""
+
 STEPS = ReadModel(
     "steps",
-    rows=[StepStartedRow, StepFinishedRow, StepFailedRow, StepInputRow, StepOutputRow],
-    migrations=[Migration(1, "read models", _V1)],
+    rows=[
+        StepStartedRow,
+        StepFinishedRow,
+        StepFailedRow,
+        CacheHitRow,
+        CacheMissedRow,
+        StepInputRow,
+        StepOutputRow,
+    ],
+    migrations=[Migration(1, "read models", _V1), Migration(3, "caching", _V3)],
 )
 
 _STEP_IDS = ("run_id", "step_run_id", "step_name")
+#: Inputs a step loaded itself come after its arguments (a step has fewer than this).
+_LOADED_POSITIONS = 100_000
 
 
 @STEPS.folds(StepStarted)
@@ -152,7 +206,41 @@ def fold_step_finished(event: StepFinished) -> list[Row]:
         finished_at=event.occurred_at,
         duration_s=event.duration_s,
     )
+    loaded = _edges(StepInputRow, event, event.loaded, first=_LOADED_POSITIONS)
+    return [step, *_edges(StepOutputRow, event, event.outputs), *loaded]
+
+
+@STEPS.folds(CacheHit)
+def fold_cache_hit(event: CacheHit) -> list[Row]:
+    require(event, (*_STEP_IDS, "cache_key", "source_step_run_id"))
+    step = CacheHitRow(
+        id=event.step_run_id,
+        run_id=event.run_id,
+        name=event.step_name,
+        outcome=StepStatus.CACHED,
+        finished_at=event.occurred_at,
+        duration_s=0.0,
+        cache_key=event.cache_key,
+        original_step_run_id=event.source_step_run_id,
+        original_run_id=event.source_run_id,
+    )
     return [step, *_edges(StepOutputRow, event, event.outputs)]
+
+
+@STEPS.folds(CacheMissed)
+def fold_cache_missed(event: CacheMissed) -> list[Row]:
+    require(event, (*_STEP_IDS, "cache_key"))
+    return [
+        CacheMissedRow(
+            id=event.step_run_id,
+            run_id=event.run_id,
+            name=event.step_name,
+            cache_key=event.cache_key,
+            cache_miss_reasons=list(event.reasons),
+            cache_compared_with=event.compared_with,
+            cache_compared_run=event.compared_run,
+        )
+    ]
 
 
 @STEPS.folds(StepFailed)
@@ -174,11 +262,16 @@ def fold_step_failed(event: StepFailed) -> list[Row]:
 
 
 def _edges(
-    edge: type[_EdgeRow], event: StepStarted | StepFinished, edges: dict[str, str]
+    edge: type[_EdgeRow],
+    event: StepStarted | StepFinished | CacheHit,
+    edges: dict[str, str],
+    *,
+    first: int = 0,
 ) -> list[Row]:
-    """One edge per entry; ``position`` keeps the order the step declared them in."""
+    """One edge per entry; ``position`` (from ``first``) keeps the order the step declared
+    them in."""
     rows: list[Row] = []
-    for position, (key, artifact_version_id) in enumerate(edges.items()):
+    for position, (key, artifact_version_id) in enumerate(edges.items(), start=first):
         if not key or not artifact_version_id:
             raise FoldError(
                 f"{event.tag} {event.event_id}: lineage edge {key!r} -> "
@@ -216,6 +309,10 @@ class RecordedStep(msgspec.Struct, kw_only=True):
     duration_s: float | None
     error_type: str | None
     error_message: str | None
+    cache_key: str | None = None
+    original_step_run_id: str | None = None
+    cache_miss_reasons: list[str] = msgspec.field(default_factory=list)
+    cache_compared_run: str | None = None
     inputs: dict[str, ArtifactVersionRow] = msgspec.field(default_factory=dict)
     outputs: dict[str, ArtifactVersionRow] = msgspec.field(default_factory=dict)
 

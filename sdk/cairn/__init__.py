@@ -7,6 +7,8 @@ NATS JetStream and read back through ``Client``.
 
 from __future__ import annotations
 
+from .artifact_functions import load_artifact, save_artifact
+from .cache_policy import CachePolicy
 from .client import Client
 from .config import ArtifactConfig
 from .context import StepContext, get_step_context
@@ -25,6 +27,7 @@ from .errors import (
     StepDefinitionError,
     StepTypeError,
 )
+from .external_artifact import ExternalArtifact
 from .models import ArtifactVersion, PipelineRun, StepRun
 from .pipelines import Pipeline, pipeline
 from .steps import Step, step
@@ -38,10 +41,12 @@ __all__ = [
     "ArtifactNameError",
     "ArtifactVersion",
     "ArtifactVersionError",
+    "CachePolicy",
     "CairnError",
     "CallError",
     "Client",
     "EventRefusedError",
+    "ExternalArtifact",
     "NotFoundError",
     "ParameterError",
     "Pipeline",
@@ -54,6 +59,8 @@ __all__ = [
     "StepRun",
     "StepTypeError",
     "get_step_context",
+    "load_artifact",
     "pipeline",
+    "save_artifact",
     "step",
 ]

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
 from urllib.parse import quote
 
 import msgspec
 
+from . import models as _models
 from .errors import (
     AmbiguousError,
     ApiError,
@@ -26,10 +27,15 @@ from .models import (
     Artifact,
     ArtifactSummary,
     ArtifactVersion,
+    CacheEntry,
+    CacheQuery,
     ErrorBody,
+    LineageDirection,
+    LineageGraph,
     PipelineRun,
     PipelineSummary,
     RecordedPipeline,
+    StepRun,
 )
 
 if TYPE_CHECKING:
@@ -38,6 +44,8 @@ if TYPE_CHECKING:
     import httpx
 
 T = TypeVar("T")
+#: What ``get_lineage(direction=...)`` takes.
+LINEAGE_DIRECTIONS: tuple[str, ...] = get_args(LineageDirection)
 #: The most rows the query API sends per request; longer lists are fetched page by page.
 API_PAGE_LIMIT = 1000
 
@@ -219,6 +227,55 @@ class Client:
         """The value of an artifact version (latest when ``version`` is None)."""
         return self.get_artifact_version(name_id_or_prefix, version).load()
 
+    # -- step runs and lineage -------------------------------------------------
+
+    def get_run_step(self, step_run_id: str | UUID, *, hydrate: bool = True) -> StepRun:
+        """A step run by id (ZenML's name), with its inputs and outputs."""
+        step_run_id = _id("get_run_step", step_run_id, version=False)
+        return self._get(f"/step-runs/{_path(step_run_id)}", StepRun)
+
+    def list_consumers(self, artifact_version_or_id: ArtifactVersion | str | UUID) -> list[StepRun]:
+        """The step runs that read an artifact version (an argument, or loaded in the step),
+        by start time; cached step runs too, as they were given it."""
+        version_id = _id("list_consumers", artifact_version_or_id)
+        return self._get(f"/artifact-versions/{_path(version_id)}/consumers", list[StepRun])
+
+    def get_lineage(
+        self,
+        artifact_version_or_id: ArtifactVersion | str | UUID,
+        direction: LineageDirection = "upstream",
+        depth: int | None = None,
+    ) -> LineageGraph:
+        """The lineage of an artifact version: ``upstream``, what it was computed from (its
+        producer, that step run's inputs, their producers, ...); ``downstream``, what was
+        computed from it (the step runs that read it, their outputs, ...); or ``both``.
+
+        ``depth`` counts artifact-version hops (1: the producer and its inputs, or the
+        readers and their outputs); None follows the lineage to its ends. ValueError for
+        any other direction or depth.
+        """
+        version_id = _id("get_lineage", artifact_version_or_id)
+        if not isinstance(direction, str) or direction not in LINEAGE_DIRECTIONS:
+            raise ValueError(
+                f"get_lineage() takes direction='upstream', 'downstream' or 'both'; "
+                f"got {_described(direction)}"
+            )
+        if depth is not None and (type(depth) is not int or depth < 1):
+            raise ValueError(
+                "get_lineage() takes depth=None (to the ends) or a whole number of artifact "
+                f"version hops, 1 or more; got {_described(depth)}"
+            )
+        params = {"direction": direction, "depth": depth}
+        return self._get(f"/artifact-versions/{_path(version_id)}/lineage", LineageGraph, params)
+
+    # -- cache -----------------------------------------------------------------
+
+    def find_cache_entries(self, query: CacheQuery, *, min_seq: int = 0) -> list[CacheEntry]:
+        """The newest cache entries of ``query``'s keys, lineage keys and steps (what a run
+        asks before its steps run). Does not wait for this process's own events unless
+        ``min_seq`` is given: the run keeps its own entries in memory."""
+        return self._post("/cache/lookup", query, list[CacheEntry], min_seq=min_seq)
+
     # -- plumbing --------------------------------------------------------------
 
     def _list(
@@ -251,7 +308,7 @@ class Client:
         import httpx
 
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        from .tracking import last_published_seq  # lazy: keeps import cairn light
+        from .own_writes import last_published_seq
 
         seq = last_published_seq(self.api_url)
         if seq:
@@ -261,6 +318,29 @@ class Client:
         except httpx.TransportError as exc:
             error = str(exc) or type(exc).__name__
             raise StackUnavailableError(self._unreachable.format(error=error)) from None
+        answer: T = self._answer(path, response, type_)
+        return answer
+
+    def _post(self, path: str, body: Any, type_: type[T] | Any, *, min_seq: int = 0) -> T:
+        """POST ``body`` (JSON) to ``path``; waits for ``min_seq`` only when it is given."""
+        import httpx
+
+        params = {"min_seq": min_seq} if min_seq else None
+        try:
+            response = self._http.post(
+                path,
+                content=msgspec.json.encode(body),
+                params=params,
+                headers={"Content-Type": "application/json"},
+            )
+        except httpx.TransportError as exc:
+            error = str(exc) or type(exc).__name__
+            raise StackUnavailableError(self._unreachable.format(error=error)) from None
+        answer: T = self._answer(path, response, type_)
+        return answer
+
+    def _answer(self, path: str, response: httpx.Response, type_: type[T] | Any) -> Any:
+        """The decoded body of a 200; the error the status stands for otherwise."""
         if response.status_code == 200:
             return msgspec.json.decode(response.content, type=type_)
         try:
@@ -377,6 +457,32 @@ def _one_of(method: str, name_id_or_prefix: str | UUID | None, name_or_id: str |
     return str(name_id_or_prefix if name_id_or_prefix is not None else name_or_id)
 
 
+def _id(method: str, given: object, *, version: bool = True) -> str:
+    """The id ``method`` was given, as a str or a UUID; with ``version``, an
+    ArtifactVersion stands for its id."""
+    from uuid import UUID
+
+    if version and isinstance(given, ArtifactVersion):
+        return given.id
+    if isinstance(given, UUID):
+        return str(given)
+    takes = "an ArtifactVersion or an artifact version's id" if version else "a step run's id"
+    if not isinstance(given, str):
+        raise TypeError(f"{method}() takes {takes} (a str or UUID); got {_described(given)}")
+    if not given.strip():
+        raise ValueError(f"{method}() takes {takes}; got the empty id {_described(given)}")
+    return given
+
+
+def _described(value: object) -> str:
+    """``value`` for a message: its repr, cut (a value may be huge); a huge int by its size
+    (Python refuses to write one of more than 4300 digits)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an int of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:80]}... (a {type(value).__name__})"
+
+
 def _path(name_id_or_prefix: str | UUID) -> str:
     # a path segment: quoted, slashes too (the API takes the rest of the path as the name)
     return quote(str(name_id_or_prefix), safe="")
@@ -384,3 +490,7 @@ def _path(name_id_or_prefix: str | UUID) -> str:
 
 def _version(version: str | int | None) -> str | None:
     return None if version is None else str(version)
+
+
+# ArtifactVersion.producer / .consumers ask a default Client: models cannot import this module
+_models.default_client = Client

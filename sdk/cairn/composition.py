@@ -18,6 +18,8 @@ from .errors import StepDefinitionError
 from .naming import shown
 
 if TYPE_CHECKING:
+    from .external_artifact import ExternalArtifact
+    from .models import ArtifactVersion
     from .steps import Step
 
 
@@ -29,6 +31,22 @@ class OutputHandle(msgspec.Struct, frozen=True):
 
     def __repr__(self) -> str:
         return f"<output {self.key!r} of step {self.invocation_id!r}>"
+
+
+class ExternalInput(msgspec.Struct, frozen=True, kw_only=True):
+    """A step argument that is an artifact from outside the pipeline: an input, not a parameter.
+
+    Either ``version``, an artifact version from the Client (given as it, or named by its
+    id), or ``artifact``, an ExternalArtifact, saved the first time a run needs it.
+    """
+
+    version: ArtifactVersion | None = None
+    artifact: ExternalArtifact | None = None
+
+    def __repr__(self) -> str:
+        if self.version is not None:
+            return f"<input artifact {self.version.name!r} version {self.version.version!r}>"
+        return f"<input {self.artifact!r}>"
 
 
 class Invocation(msgspec.Struct, kw_only=True):

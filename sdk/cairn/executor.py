@@ -2,16 +2,20 @@
 
 Its stages, in order, are methods of :class:`StepExecutor`:
 
-1. ``start``: bind the arguments (upstream values and parameters), publish step.started;
-2. ``coerce_inputs``: validate and coerce the upstream values (pydantic, lax, as ZenML);
-3. ``output_names``: resolve and check the artifact name, version and tags of each output,
+1. ``start``: bind the arguments (upstream inputs and parameters), publish step.started;
+2. ``output_names``: resolve and check the artifact name, version and tags of each output,
    so a bad one fails the step before its code runs;
-4. ``call``: call the step's function, with ``get_step_context()`` set;
-5. ``split_outputs``: split the return value into outputs and check their types (strict);
-6. ``store_outputs``: materialize each output and claim its version;
-7. ``finish`` (step.finished) or ``fail`` (step.failed, then :class:`StepFailure`).
+3. ``look_up_cache``: decide from the step's cache key (:mod:`cairn.caching`): a hit goes
+   to ``serve_cached`` (cache.hit; no input is loaded, nothing is stored), a miss is
+   recorded with why (cache.missed) and goes on;
+4. ``coerce_inputs``: load and coerce the upstream values (pydantic, lax, as ZenML);
+5. ``call``: call the step's function, with ``get_step_context()`` set;
+6. ``split_outputs``: split the return value into outputs and check their types (strict);
+7. ``store_outputs``: materialize each output and claim its version;
+8. ``finish`` (step.finished, then its cache entry: cache.stored) or ``fail``
+   (step.failed, its lease given back, then :class:`StepFailure`).
 
-A cache lookup is one more stage between 3 and 4. The executor gets the tracker
+The executor gets the tracker
 (or anything with its :class:`StepTracker` methods) in its constructor and never
 the process's global one, and everything else in arguments: the invocation, the
 values of its inputs and the run's :class:`RunContext`. It keeps no state between
@@ -23,13 +27,15 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 from cairn_events import (
     ArtifactMaterialized,
+    CacheHit,
+    CacheMissed,
     Event,
     StepFailed,
     StepFinished,
@@ -39,11 +45,12 @@ from cairn_events import (
     new_id,
 )
 
-from .composition import OutputHandle
-from .context import StepContext, reset_step_context, set_step_context
+from .caching import Hit, Miss, miss_explained
+from .composition import ExternalInput, OutputHandle
+from .context import RunningStep, StepContext, reset_step_context, set_step_context
 from .errors import ArtifactNameError, CairnError, StepTypeError
 from .failures import StepFailure, error_message, traceback_text
-from .models import StepConfig, StepRun
+from .models import ArtifactVersion, StepConfig, StepRun
 from .naming import check_artifact_name, requested_version, resolve_name, shown
 from .outputs import save_outputs
 from .progress import say
@@ -51,6 +58,7 @@ from .validation import check_type
 
 if TYPE_CHECKING:
     from .artifact_stores import ArtifactStore
+    from .caching import CacheBackend, RunCache
     from .composition import Invocation
     from .naming import OutputSpec
 
@@ -64,9 +72,19 @@ class StepTracker(Protocol):
 
     def publish(self, event: Event) -> None: ...
 
+    def hold_sending(self) -> None:
+        """Keep the next events (a step served from cache) until released or flushed."""
+        ...
+
+    def release_sending(self) -> None: ...
+
     def claim_version(
         self, template: ArtifactMaterialized, requested: str | None
     ) -> Future[ArtifactMaterialized]: ...
+
+    def cache_backend(self) -> CacheBackend | None:
+        """Where the cache looks entries up and leases keys; None: no caching."""
+        ...
 
 
 class RunContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,11 +97,37 @@ class RunContext(msgspec.Struct, frozen=True, kw_only=True):
     substitutions: dict[str, str]
 
 
-class StepInput(msgspec.Struct, frozen=True):
-    """An upstream output handed to a step: its value and the artifact version holding it."""
+class StepInput:
+    """An artifact version handed to a step: its id, its content hash and its value.
 
-    value: Any
-    artifact_version_id: str
+    The value is given, or loaded on first use by ``load`` (an upstream output served from
+    cache, or an artifact version from an earlier run): a step served from cache in turn
+    never loads its inputs.
+    """
+
+    __slots__ = ("_load", "_value", "artifact_version_id", "content_hash")
+
+    def __init__(
+        self,
+        artifact_version_id: str,
+        content_hash: str,
+        *,
+        value: Any = None,
+        load: Callable[[], Any] | None = None,
+    ) -> None:
+        self.artifact_version_id = artifact_version_id
+        self.content_hash = content_hash
+        self._value = value
+        self._load = load
+
+    @property
+    def value(self) -> Any:
+        if self._load is not None:
+            self._value, self._load = self._load(), None
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"<input {self.artifact_version_id} ({self.content_hash[:12]})>"
 
 
 class ProducedOutput(msgspec.Struct):
@@ -105,7 +149,22 @@ class ProducedOutput(msgspec.Struct):
         return self.template.output_name or self.key
 
     def as_input(self) -> StepInput:
-        return StepInput(self.value, self.template.artifact_version_id)
+        template = self.template
+        return StepInput(template.artifact_version_id, template.content_hash, value=self.value)
+
+    def version(self) -> ArtifactVersion:
+        """The stored version as the run shows it (see :meth:`stored`)."""
+        return ArtifactVersion(**self.stored().record())
+
+    def version_resolver(self, timeout: float) -> Callable[[], ArtifactVersion]:
+        """What gives the claimed version later: waits at most ``timeout`` for the claim,
+        raises if it was refused or is still pending then."""
+        claim = self.claim
+
+        def resolve() -> ArtifactVersion:
+            return ArtifactVersion(**claim.result(timeout).record())
+
+        return resolve
 
     def stored(self) -> ArtifactMaterialized:
         """The claimed version.
@@ -120,6 +179,36 @@ class ProducedOutput(msgspec.Struct):
         return self.claim.result()
 
 
+class ReusedOutput:
+    """An output served from cache: a version an earlier step run stored, loaded on use."""
+
+    __slots__ = ("_version", "key", "output_name")
+
+    def __init__(self, version: ArtifactVersion, key: str, output_name: str) -> None:
+        self._version = version
+        #: The key the run shows it under: its artifact name if named, else output / output_N.
+        self.key = key
+        self.output_name = output_name
+
+    @property
+    def artifact_version_id(self) -> str:
+        return self._version.id
+
+    def as_input(self) -> StepInput:
+        version = self._version
+        return StepInput(version.id, version.content_hash, load=version.load)
+
+    def version(self) -> ArtifactVersion:
+        return self._version
+
+    def version_resolver(self, timeout: float) -> Callable[[], ArtifactVersion]:
+        return self.version
+
+
+#: What a step's outputs are: stored now, or served from cache.
+StepOutput = ProducedOutput | ReusedOutput
+
+
 class OutputTarget(msgspec.Struct, frozen=True):
     """Where an output goes: its artifact name and the version it asks for (None: next)."""
 
@@ -131,9 +220,12 @@ class ExecutedStep(msgspec.Struct):
     """What executing a step produced: its record, its outputs and the versions it read."""
 
     step_run: StepRun
-    outputs: list[ProducedOutput]
-    #: The artifact version id each upstream input was read from, by argument.
+    outputs: list[StepOutput]
+    #: The artifact version id each input was read from, by argument (and, for what the
+    #: step loaded itself with load_artifact, by the key step.finished gives it).
     inputs: dict[str, str]
+    #: The versions the step loaded itself, by id: the run shows them as they were read.
+    loaded: dict[str, ArtifactVersion] = msgspec.field(default_factory=dict)
 
 
 class _Attempt(msgspec.Struct):
@@ -145,34 +237,54 @@ class _Attempt(msgspec.Struct):
     kwargs: dict[str, Any]
     inputs: dict[str, str]
     started: float = 0.0
+    #: What load_artifact / save_artifact inside the step record (set with its context).
+    running: RunningStep | None = None
 
 
 class StepExecutor:
     """Executes step invocations of one run, publishing through ``tracker``."""
 
-    def __init__(self, tracker: StepTracker, run: RunContext) -> None:
+    def __init__(
+        self, tracker: StepTracker, run: RunContext, cache: RunCache | None = None
+    ) -> None:
         self.tracker = tracker
         self.run = run
+        #: The run's cache (:mod:`cairn.caching`); None: no step is served or recorded.
+        self.cache = cache
 
     def execute(self, invocation: Invocation, inputs: Mapping[str, StepInput]) -> ExecutedStep:
         """Run ``invocation`` on ``inputs`` (the upstream values it reads, by argument).
 
         Raises :class:`StepFailure` carrying the step's own exception if it fails.
         """
+        if self.cache is not None:  # a step served from cache sends its events with the next
+            self.tracker.hold_sending()
         attempt = self.start(invocation, inputs)
         token = set_step_context(self.step_context(attempt))
+        miss: Miss | None = None
         try:
-            kwargs = self.coerce_inputs(attempt)
             targets = self.output_names(attempt)  # bad names fail before the work
+            decision = self.look_up_cache(attempt, inputs)
+            if isinstance(decision, Hit):
+                return self.serve_cached(attempt, decision)
+            self.tracker.release_sending()
+            miss = decision
+            kwargs = self.coerce_inputs(attempt)
             result = self.call(attempt, kwargs)
             values = self.split_outputs(attempt, result)
             outputs = self.store_outputs(attempt, targets, values)
         except BaseException as error:  # the run fails with the step, whatever it raised
+            self.tracker.release_sending()
             self.fail(attempt, error)
+            if miss is not None and self.cache is not None:
+                self.cache.failed(miss, attempt.step_run_id)
             raise StepFailure(invocation.id, error) from error
         finally:
             reset_step_context(token)
-        return self.finish(attempt, outputs)
+        executed = self.finish(attempt, outputs)
+        if miss is not None and self.cache is not None:
+            self.cache.computed(miss, executed, invocation.id)
+        return executed
 
     # -- stages ------------------------------------------------------------------------
 
@@ -184,14 +296,14 @@ class StepExecutor:
         for name, value in invocation.arguments.items():
             given = inputs.get(name)
             if given is None:
-                if isinstance(value, OutputHandle):
+                if isinstance(value, (OutputHandle, ExternalInput)):
                     raise CairnError(
                         f"Step '{invocation.id}' reads {value!r} as argument '{name}', but the "
-                        "runner handed it no value for it; pass the upstream output in inputs"
+                        "runner handed it no value for it; pass that artifact in inputs"
                     )
                 kwargs[name] = value  # a parameter, coerced when the pipeline was composed
             else:
-                kwargs[name] = given.value
+                kwargs[name] = given  # its value is loaded when the step runs (coerce_inputs)
                 read[name] = given.artifact_version_id
         attempt = _Attempt(
             invocation=invocation,
@@ -218,23 +330,103 @@ class StepExecutor:
         return attempt
 
     def step_context(self, attempt: _Attempt) -> StepContext:
-        """What ``get_step_context()`` answers while the step runs."""
+        """What ``get_step_context()`` answers while the step runs, with the hook through
+        which load_artifact and save_artifact inside it record what they read and stored."""
+        invocation = attempt.invocation
+        attempt.running = RunningStep(
+            self.tracker, self.run, invocation, attempt.step_run_id, attempt.substitutions
+        )
         return StepContext(
             pipeline_name=self.run.pipeline_name,
             run_id=self.run.run_id,
             run_name=self.run.run_name,
-            step_name=attempt.invocation.id,
+            step_name=invocation.id,
             step_run_id=attempt.step_run_id,
             substitutions=attempt.substitutions,
+            output_names=[spec.key for spec in invocation.step.outputs],
+            _running=attempt.running,
         )
+
+    def look_up_cache(
+        self, attempt: _Attempt, inputs: Mapping[str, StepInput]
+    ) -> Hit | Miss | None:
+        """Whether the step is served from cache (a Hit), or computes (a Miss, saying why).
+
+        None when the run has no cache. A miss is recorded (cache.missed) with its reasons,
+        and its line names what changed against the newest earlier entry.
+        """
+        if self.cache is None:
+            return None
+        invocation = attempt.invocation
+        decision = self.cache.decide(invocation, dict(inputs), attempt.step_run_id)
+        if isinstance(decision, Hit):
+            return decision
+        self.tracker.publish(
+            CacheMissed(
+                run_id=self.run.run_id,
+                step_run_id=attempt.step_run_id,
+                step_name=invocation.id,
+                cache_key=decision.cache_key,
+                reasons=decision.reasons,
+                compared_with=decision.compared_with,
+                compared_run=decision.compared_run,
+            )
+        )
+        if decision.compared_run is not None:
+            say(
+                f"Step {invocation.id} is not cached: {miss_explained(decision.reasons, decision.compared_run)}"
+            )
+        return decision
+
+    def serve_cached(self, attempt: _Attempt, hit: Hit) -> ExecutedStep:
+        """Publish cache.hit: the step run is cached, its outputs the entry's versions."""
+        invocation = attempt.invocation
+        if hit.reused is not None:  # the same key earlier in this run
+            earlier: ExecutedStep = hit.reused
+            outputs: list[StepOutput] = list(earlier.outputs)
+            source_run_id, source_step_run_id = self.run.run_id, earlier.step_run.id
+            source_run = self.run.run_name
+        else:
+            entry = hit.entry
+            assert entry is not None
+            outputs = []
+            declared = {spec.key for spec in invocation.step.outputs}
+            for spec in invocation.step.outputs:
+                version = entry.outputs[spec.key]
+                key = version.name if spec.is_named else spec.key
+                outputs.append(ReusedOutput(version, key, spec.key))
+            for key, version in entry.outputs.items():  # what it saved with save_artifact
+                if key not in declared:
+                    outputs.append(ReusedOutput(version, key, key))
+            source_run_id, source_step_run_id = entry.run_id, entry.step_run_id
+            source_run = entry.run_name or entry.run_id
+        self.tracker.publish(
+            CacheHit(
+                run_id=self.run.run_id,
+                step_run_id=attempt.step_run_id,
+                step_name=invocation.id,
+                cache_key=hit.cache_key,
+                source_run_id=source_run_id,
+                source_step_run_id=source_step_run_id,
+                outputs={p.key: p.artifact_version_id for p in outputs},
+            )
+        )
+        assert self.cache is not None
+        self.cache.hit()
+        say(f"Using cached version of step {invocation.id} (from run {source_run}).")
+        step_run = self._step_run(attempt, StepStatus.CACHED, 0.0)
+        step_run.cache_key = hit.cache_key
+        step_run.original_step_run_id = source_step_run_id
+        return ExecutedStep(step_run, outputs, attempt.inputs)
 
     def coerce_inputs(self, attempt: _Attempt) -> dict[str, Any]:
         """The arguments with each upstream value coerced to its annotation (pydantic, lax)."""
         invocation = attempt.invocation
         kwargs = attempt.kwargs
         for name in attempt.inputs:
+            given: StepInput = kwargs[name]
             kwargs[name] = invocation.step.coerce(
-                name, kwargs[name], invocation_id=invocation.id, what=f"input '{name}'"
+                name, given.value, invocation_id=invocation.id, what=f"input '{name}'"
             )
         return kwargs
 
@@ -315,34 +507,48 @@ class StepExecutor:
         return produced
 
     def finish(self, attempt: _Attempt, outputs: list[ProducedOutput]) -> ExecutedStep:
-        """Publish step.finished; the step's record, its outputs and what it read."""
+        """Publish step.finished; the step's record, its outputs and what it read.
+
+        What the step saved and loaded itself (save_artifact / load_artifact) is part of
+        it: saved versions after the declared outputs, loaded ones in ``loaded``.
+        """
         invocation = attempt.invocation
-        step = invocation.step
         duration = time.perf_counter() - attempt.started
+        running = attempt.running
+        produced: list[StepOutput] = [*outputs, *running.saved] if running else list(outputs)
+        loaded = running.loaded if running else {}
         self.tracker.publish(
             StepFinished(
                 run_id=self.run.run_id,
                 step_run_id=attempt.step_run_id,
                 step_name=invocation.id,
                 duration_s=duration,
-                outputs={p.key: p.artifact_version_id for p in outputs},
+                outputs={p.key: p.artifact_version_id for p in produced},
+                loaded=loaded,
             )
         )
         say(f"Step {invocation.id} has finished in {duration:.3f}s.")
-        step_run = StepRun(
+        step_run = self._step_run(attempt, StepStatus.COMPLETED, duration)
+        if not loaded:
+            return ExecutedStep(step_run, produced, attempt.inputs)
+        assert running is not None
+        return ExecutedStep(step_run, produced, {**attempt.inputs, **loaded}, running.read)
+
+    def _step_run(self, attempt: _Attempt, status: StepStatus, duration: float) -> StepRun:
+        invocation = attempt.invocation
+        return StepRun(
             id=attempt.step_run_id,
             name=invocation.id,
             run_id=self.run.run_id,
-            status=StepStatus.COMPLETED,
-            function=step.source,
+            status=status,
+            function=invocation.step.source,
             config=StepConfig(
                 substitutions=attempt.substitutions,
-                enable_cache=step.enable_cache,
+                enable_cache=invocation.step.enable_cache,
                 parameters=invocation.parameters,
             ),
             duration_s=duration,
         )
-        return ExecutedStep(step_run, outputs, attempt.inputs)
 
     def fail(self, attempt: _Attempt, error: BaseException) -> None:
         """Publish step.failed for ``error``."""

@@ -9,8 +9,9 @@ returns one of them. Statuses are ``cairn_events``' enums (string enums:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import msgspec
 from cairn_events import ArtifactVersionRecord, RunStatus, StepStatus
@@ -21,8 +22,14 @@ __all__ = [
     "ArtifactSummary",
     "ArtifactVersion",
     "ArtifactVersionResponse",
+    "CacheEntry",
+    "CacheQuery",
     "ErrorBody",
     "Health",
+    "LineageDirection",
+    "LineageEdge",
+    "LineageGraph",
+    "LineageNode",
     "PipelineResponse",
     "PipelineRun",
     "PipelineRunResponse",
@@ -40,7 +47,9 @@ __all__ = [
 class ArtifactVersion(ArtifactVersionRecord, kw_only=True):
     """One stored version of a named artifact (the fields of ``ArtifactVersionRecord``).
 
-    ``load()`` reads the value back.
+    ``load()`` reads the value back; ``producer`` and ``consumers`` are the step runs that
+    stored and read it (asked of a default ``Client()``; ``Client().get_lineage(version)``
+    for more than one hop).
     """
 
     run_metadata: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -50,6 +59,44 @@ class ArtifactVersion(ArtifactVersionRecord, kw_only=True):
         from .artifacts import load_artifact_version
 
         return load_artifact_version(self)
+
+    @property
+    def producer(self) -> StepRun | None:
+        """The step run that stored this version; None for one no step stored."""
+        if self.producer_step_run_id is None:
+            return None
+        with _default_client() as client:
+            return client.get_run_step(self.producer_step_run_id)
+
+    @property
+    def consumers(self) -> list[StepRun]:
+        """The step runs that read this version (as an argument, or loading it), by start
+        time; a cached step run counts, as it was given this version."""
+        with _default_client() as client:
+            return client.list_consumers(self)
+
+
+class _StepRunReader(Protocol):
+    """What ``ArtifactVersion.producer`` and ``.consumers`` ask: a ``cairn.Client``."""
+
+    def __enter__(self) -> _StepRunReader: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def get_run_step(self, step_run_id: str) -> StepRun: ...
+
+    def list_consumers(self, artifact_version_or_id: ArtifactVersion) -> list[StepRun]: ...
+
+
+#: Makes the default ``Client()``: set by ``cairn.client`` as it is imported (``import
+#: cairn`` imports it), so that this module, which the client imports, never imports it.
+default_client: Callable[[], _StepRunReader] | None = None
+
+
+def _default_client() -> _StepRunReader:
+    if default_client is None:
+        raise RuntimeError("cairn.client was not imported: import cairn first")
+    return default_client()
 
 
 class StepConfig(msgspec.Struct, kw_only=True):
@@ -74,6 +121,14 @@ class StepRun(msgspec.Struct, kw_only=True):
     duration_s: float | None = None
     error: str | None = None
     run_metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: The step's cache key (None before caching was recorded).
+    cache_key: str | None = None
+    #: For a cached step run: the step run whose outputs it reused (ZenML's name).
+    original_step_run_id: str | None = None
+    #: Why the step was not served from cache (empty for a hit).
+    cache_miss_reasons: list[str] = msgspec.field(default_factory=list)
+    #: The run whose entry of this step the reasons compare against, if there was one.
+    cache_compared_run: str | None = None
 
     @property
     def output(self) -> ArtifactVersion:
@@ -229,6 +284,38 @@ PipelineRunResponse = PipelineRun
 StepRunResponse = StepRun
 
 
+class CacheEntry(msgspec.Struct, kw_only=True):
+    """A step run that computed its outputs, as the cache finds it (``/cache/lookup``).
+
+    ``outputs`` are its output versions by output key; ``missing_outputs`` the keys whose
+    version is not recorded (yet, or ever: a refused claim); ``unusable`` says why the
+    entry may not be served when the read model knows (None: nothing against it).
+    """
+
+    cache_key: str
+    lineage_key: str
+    pipeline_name: str
+    step_name: str
+    run_id: str
+    run_name: str | None = None
+    step_run_id: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    components: dict[str, Any] = msgspec.field(default_factory=dict)
+    outputs: dict[str, ArtifactVersion] = msgspec.field(default_factory=dict)
+    missing_outputs: list[str] = msgspec.field(default_factory=list)
+    unusable: str | None = None
+
+
+class CacheQuery(msgspec.Struct, kw_only=True):
+    """What ``/cache/lookup`` is asked: the newest entry of each key and of each lineage
+    key, and the newest entry of each ``[pipeline name, step name]`` (to explain a miss)."""
+
+    keys: list[str] = msgspec.field(default_factory=list)
+    lineage_keys: list[str] = msgspec.field(default_factory=list)
+    steps: list[tuple[str, str]] = msgspec.field(default_factory=list)
+
+
 class Health(msgspec.Struct, kw_only=True):
     """``/health``: the API answers, and the checkpoint of the projector it reads from."""
 
@@ -241,3 +328,55 @@ class ErrorBody(msgspec.Struct, kw_only=True):
 
     error: str
     message: str
+
+
+# -- lineage ----------------------------------------------------------------------------
+
+#: The ways lineage goes from a version: what it was computed from, what was computed from it.
+LineageDirection = Literal["upstream", "downstream", "both"]
+
+
+class LineageNode(msgspec.Struct, kw_only=True, gc=False):
+    """An artifact version (``kind="artifact_version"``: ``name`` and ``version``) or a step
+    run (``kind="step_run"``: its step's ``name``, ``version`` None, its pipeline run's
+    ``run_id`` and ``run_name``, its ``status`` and, when cached, the step run it reused)."""
+
+    kind: Literal["artifact_version", "step_run"]
+    id: str
+    name: str
+    version: str | None = None
+    run_id: str | None = None
+    run_name: str | None = None
+    status: StepStatus | None = None
+    original_step_run_id: str | None = None
+
+
+class LineageEdge(msgspec.Struct, kw_only=True, gc=False):
+    """``kind="input"``: version ``source`` was read by step run ``target`` as its argument
+    ``key``; ``kind="output"``: step run ``source`` stored (or, cached, reused) version
+    ``target`` as its output ``key``."""
+
+    kind: Literal["input", "output"]
+    source: str
+    target: str
+    key: str
+
+
+class LineageGraph(msgspec.Struct, kw_only=True):
+    """The lineage of one artifact version (``Client.get_lineage``): ``nodes`` (that version
+    first, then the step runs and versions around it) and the ``edges`` between them.
+
+    Upstream is what it was computed from: its producer, that step run's inputs, their
+    producers, ... Downstream is what was computed from it: the step runs that read it,
+    their outputs, those versions' readers, ... ``depth`` counts artifact-version hops
+    (None: any depth).
+    """
+
+    artifact_version_id: str
+    direction: LineageDirection
+    depth: int | None
+    nodes: list[LineageNode]
+    edges: list[LineageEdge]
+
+    def nodes_by_id(self) -> dict[str, LineageNode]:
+        return {node.id: node for node in self.nodes}

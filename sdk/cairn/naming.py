@@ -82,8 +82,11 @@ def shown(text: str, limit: int = 80) -> str:
     return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
 
-def check_artifact_name(name: str, *, step: str, output: str) -> str:
-    """``name`` if it can name an artifact; ArtifactNameError naming the step, output and rule."""
+def check_artifact_name(name: str, *, step: str | None = None, output: str = "") -> str:
+    """``name`` if it can name an artifact; ArtifactNameError naming the step, output and rule.
+
+    Without ``step`` (an artifact saved outside a step) the error names the rule only.
+    """
     from cairn_events import (  # lazy: import cairn stays light
         MAX_LABEL_BYTES,
         label_problem,
@@ -91,8 +94,9 @@ def check_artifact_name(name: str, *, step: str, output: str) -> str:
 
     problem = label_problem(name)
     if problem is not None:
+        where = "" if step is None else f" of output {shown(output)} in step '{step}'"
         raise ArtifactNameError(
-            f"Artifact name {shown(name)} of output {shown(output)} in step '{step}' {problem}. "
+            f"Artifact name {shown(name)}{where} {problem}. "
             f"Artifact names need a visible character, no control characters, not '.' or '..', "
             f"and at most {MAX_LABEL_BYTES} bytes; slashes, spaces and any other Unicode are fine."
         )

@@ -16,23 +16,26 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cairn_events import RunFinished, RunOutcome, RunStarted, RunStatus, new_id, utcnow
 
-from .composition import Composition, OutputHandle, composing, end_composing
+from .artifact_functions import save_external
+from .composition import Composition, ExternalInput, OutputHandle, composing, end_composing
 from .executor import (
     ExecutedStep,
-    ProducedOutput,
+    ReusedOutput,
     RunContext,
     StepExecutor,
     StepInput,
+    StepOutput,
     StepTracker,
 )
 from .failures import StepFailure, error_summary
-from .models import ArtifactVersion, PipelineRun, RunConfig
+from .models import PipelineRun, RunConfig
 from .naming import check_run_name, resolve_name, standard_substitutions
 from .progress import say
 from .tracking import get_tracker
 from .validation import json_parameters
 
 if TYPE_CHECKING:
+    from .caching import RunCache
     from .composition import Invocation
     from .runner import PipelineDefinition
 
@@ -91,12 +94,13 @@ class _Orchestration:
             run_name=_run_name(pipeline, substitutions),
             substitutions=substitutions,
         )
-        self.produced: dict[tuple[str, str], ProducedOutput] = {}
+        self.produced: dict[tuple[str, str], StepOutput] = {}
         self.executed: dict[str, ExecutedStep] = {}
 
     def run(self, composition: Composition) -> PipelineRun:
         order = composition.order()
         context = self.context
+        cache = self.run_cache(order)  # before anything is sent: its one lookup goes first
         self.tracker.publish(
             RunStarted(
                 run_id=context.run_id,
@@ -110,7 +114,9 @@ class _Orchestration:
             )
         )
         say(f"Initiating a new run for the pipeline: {self.pipeline.name} ({context.run_name}).")
-        executor = StepExecutor(self.tracker, context)
+        if self.pipeline.enable_cache is False:
+            say(f"Caching is disabled by default for {self.pipeline.name}.")
+        executor = StepExecutor(self.tracker, context, cache)
         t0 = time.perf_counter()
         for invocation in order:
             try:
@@ -122,20 +128,65 @@ class _Orchestration:
             for output in executed.outputs:
                 self.produced[(invocation.id, output.output_name)] = output
         duration = time.perf_counter() - t0
+        cached = cache is not None and cache.all_hit()
+        outcome = RunOutcome.CACHED if cached else RunOutcome.COMPLETED
         self.tracker.publish(
-            RunFinished(run_id=context.run_id, status=RunOutcome.COMPLETED, duration_s=duration)
+            RunFinished(run_id=context.run_id, status=outcome, duration_s=duration)
         )
+        if cached:
+            say(f"All steps of pipeline run {context.run_name} were cached.")
         say(f"Pipeline run {context.run_name} has finished in {duration:.3f}s.")
         self.tracker.flush()
-        return self.result(duration)
+        return self.result(duration, RunStatus(outcome))
+
+    def run_cache(self, order: list[Invocation]) -> RunCache | None:
+        """The run's cache, its steps planned and their entries asked for at once; None if
+        the tracker has no cache to ask."""
+        backend = self.tracker.cache_backend()
+        if backend is None:
+            return None
+        from .caching import RunCache
+
+        cache = RunCache(
+            backend,
+            pipeline_name=self.pipeline.name,
+            run_id=self.context.run_id,
+            run_name=self.context.run_name,
+            enable_cache=self.pipeline.enable_cache,
+            policy=self.pipeline.cache_policy,
+            substitutions=self.context.substitutions,
+            flush_timeout=self.tracker.flush_timeout,
+        )
+        cache.plan(order)
+        cache.prefetch()
+        return cache
 
     def inputs_of(self, invocation: Invocation) -> dict[str, StepInput]:
-        """The upstream outputs ``invocation`` reads, by argument."""
-        return {
-            name: self.produced[(value.invocation_id, value.key)].as_input()
-            for name, value in invocation.arguments.items()
-            if isinstance(value, OutputHandle)
-        }
+        """The artifacts ``invocation`` reads, by argument: upstream outputs, and versions
+        from outside the pipeline, loaded when the step uses them.
+
+        An ExternalArtifact is saved the first time a step needs it (once per object, then
+        reused); if that fails, the step fails. The run keeps each outside version (under
+        the key ``("", id)``, which no step has) so the run it returns shows them.
+        """
+        inputs: dict[str, StepInput] = {}
+        for name, value in invocation.arguments.items():
+            if isinstance(value, OutputHandle):
+                inputs[name] = self.produced[(value.invocation_id, value.key)].as_input()
+            elif isinstance(value, ExternalInput):
+                if value.artifact is not None:
+                    try:
+                        version = save_external(value.artifact, self.tracker)
+                    except Exception as error:
+                        raise StepFailure(invocation.id, error) from error
+                else:
+                    assert value.version is not None
+                    version = value.version
+                outside = self.produced.setdefault(
+                    ("", version.id), ReusedOutput(version, version.name, version.name)
+                )
+                inputs[name] = outside.as_input()
+        return inputs
 
     def fail(self, failure: StepFailure, duration: float) -> None:
         """Record the run as failed by ``failure``'s step, and wait for NATS to have it."""
@@ -150,23 +201,23 @@ class _Orchestration:
         )
         self.tracker.flush()
 
-    def result(self, duration: float) -> PipelineRun:
+    def result(self, duration: float, status: RunStatus) -> PipelineRun:
         """The finished run, with each step's inputs and outputs as artifact versions."""
-        versions = {
-            p.artifact_version_id: ArtifactVersion(**p.stored().record())
-            for p in self.produced.values()
-        }
+        versions = {p.artifact_version_id: p.version() for p in self.produced.values()}
         steps = {}
         for name, executed in self.executed.items():
             step_run = executed.step_run
             step_run.outputs = {p.key: versions[p.artifact_version_id] for p in executed.outputs}
-            step_run.inputs = {k: versions[i] for k, i in executed.inputs.items()}
+            step_run.inputs = {
+                k: versions[i] if i in versions else executed.loaded[i]
+                for k, i in executed.inputs.items()
+            }
             steps[name] = step_run
         return PipelineRun(
             id=self.context.run_id,
             name=self.context.run_name,
             pipeline_name=self.pipeline.name,
-            status=RunStatus.COMPLETED,
+            status=status,
             config=RunConfig(
                 substitutions=self.context.substitutions,
                 parameters=self.json_parameters,

@@ -12,6 +12,8 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
+from .cache_policy import CachePolicy, checked_flag
+from .cache_policy import cache_policy as cache_policy_of
 from .errors import ParameterError, StepDefinitionError, StepTypeError
 from .naming import shown
 from .runner import Runner, checked_runner, finished_run
@@ -42,6 +44,7 @@ class Pipeline:
         run_name: str | None = None,
         parameters: dict[str, Any] | None = None,
         runner: Runner | None = None,
+        cache_policy: CachePolicy | str | None = None,
     ) -> None:
         if not callable(func):
             raise StepDefinitionError(f"@pipeline decorates functions, not {type(func).__name__}")
@@ -53,7 +56,8 @@ class Pipeline:
             raise StepDefinitionError(
                 f"Pipeline name {shown(self.name)} {problem}; give the pipeline another name="
             )
-        self.enable_cache = enable_cache
+        self.enable_cache = checked_flag(enable_cache, owner=f"Pipeline '{self.name}'")
+        self.cache_policy = cache_policy_of(cache_policy, owner=f"Pipeline '{self.name}'")
         self.substitutions = dict(substitutions or {})
         self.run_name = run_name
         self._runner = None if runner is None else checked_runner(runner, pipeline=self.name)
@@ -74,6 +78,7 @@ class Pipeline:
         run_name: str | None = None,
         parameters: dict[str, Any] | None = None,
         runner: Runner | None = None,
+        cache_policy: CachePolicy | str | None = None,
     ) -> Pipeline:
         """A copy of this pipeline with some options changed; substitutions and parameters
         are merged over ours."""
@@ -85,6 +90,7 @@ class Pipeline:
             run_name=run_name or self.run_name,
             parameters={**self.configured_parameters, **(parameters or {})},
             runner=self._runner if runner is None else runner,
+            cache_policy=self.cache_policy if cache_policy is None else cache_policy,
         )
 
     def parameters(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -153,6 +159,7 @@ def pipeline(
     substitutions: dict[str, str] | None = None,
     run_name: str | None = None,
     runner: Runner | None = None,
+    cache_policy: CachePolicy | str | None = None,
 ) -> Callable[[Callable[..., Any]], Pipeline]: ...
 def pipeline(
     func: Callable[..., Any] | None = None,
@@ -162,6 +169,7 @@ def pipeline(
     substitutions: dict[str, str] | None = None,
     run_name: str | None = None,
     runner: Runner | None = None,
+    cache_policy: CachePolicy | str | None = None,
 ) -> Any:
     """Mark a function as a pipeline; usable as ``@pipeline`` or ``@pipeline(...)``.
 
@@ -177,6 +185,7 @@ def pipeline(
             substitutions=substitutions,
             run_name=run_name,
             runner=runner,
+            cache_policy=cache_policy,
         )
 
     return wrap(func) if func is not None else wrap

@@ -17,8 +17,10 @@ import asyncio
 import contextlib
 import os
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any, TypeVar
 
 from cairn_events import DEFAULT_STREAM, ArtifactMaterialized, Event, EventStream, encode
 
@@ -32,6 +34,8 @@ from .quarantine import Quarantine
 from .sending import MAX_RUN, Sender
 from .settings import redact_url
 from .spool import Spool
+
+T = TypeVar("T")
 
 #: Set to ``0`` to make publishers publish one event at a time even where the server
 #: takes fast-ingest batches (the test suite runs the publisher's tests both ways).
@@ -84,6 +88,7 @@ class EventPublisher:
         self._incoming = outbox.incoming  # the hand-over appends here from callers' threads
         self._queue = outbox.queue
         self._wake_scheduled = False
+        self._holding = False  # see hold()
         self._settled = asyncio.Event()  # set whenever the send loop goes idle
         self._send_loop_task: asyncio.Task[None] | None = None
 
@@ -141,12 +146,46 @@ class EventPublisher:
         # Wake the loop once for everything handed over meanwhile: each wake-up costs the
         # caller's thread a GIL hand-off, which is most of the per-step overhead.
         self._incoming.append(item)  # before reading the flag: see _take_incoming
-        if not self._wake_scheduled:
-            self._wake_scheduled = True
-            self._loop.call_soon_threadsafe(self._take_incoming)
+        if not self._wake_scheduled and not self._holding:
+            self._wake()
+
+    def _wake(self) -> None:
+        self._wake_scheduled = True
+        self._loop.call_soon_threadsafe(self._take_incoming)
+
+    def hold(self) -> None:
+        """Keep what is handed over from now on until :meth:`release` (or a flush) sends it.
+
+        For bursts of small events no one waits for (steps served from cache): one wake-up
+        of the loop for all of them instead of one per step. Claims must not be held.
+        """
+        self._holding = True
+
+    def release(self) -> None:
+        """Send what :meth:`hold` kept, and everything handed over after, as it comes."""
+        self._holding = False
+        if self._incoming and not self._wake_scheduled:
+            self._wake()
+
+    def call(self, work: Callable[[Any], Awaitable[T]], timeout: float) -> T:
+        """Run ``work(js)`` on the loop with the connection's JetStream context, now.
+
+        For one request and its answer that must not wait behind the send queue (a cache
+        lease); nothing is spooled. StackUnavailableError while NATS is away, TimeoutError
+        after ``timeout``; what ``work`` raises, as it raised it.
+        """
+        if not self._link.connected:
+            raise StackUnavailableError(f"NATS at {redact_url(self.nats_url)} is away")
+        done = asyncio.run_coroutine_threadsafe(_called(work, self._link.js), self._loop)
+        try:
+            return done.result(timeout)
+        except TimeoutError:
+            done.cancel()
+            raise
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything queued is acknowledged or quarantined; False after ``timeout``."""
+        self.release()
         done = asyncio.run_coroutine_threadsafe(self._drained(), self._loop)
         try:
             done.result(timeout)
@@ -275,3 +314,7 @@ class EventPublisher:
                 return
             await asyncio.wait(pending, timeout=0.05)
             self._outage.resend_overdue()
+
+
+async def _called(work: Callable[[Any], Awaitable[T]], js: Any) -> T:
+    return await work(js)

@@ -8,8 +8,13 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from .composition import OutputHandle, current_composition
-from .errors import StepDefinitionError
+from .cache_policy import CachePolicy
+from .cache_policy import cache_policy as _cache_policy
+from .cache_policy import checked_flag as _checked_flag
+from .composition import ExternalInput, OutputHandle, current_composition
+from .errors import StepDefinitionError, StepTypeError
+from .external_artifact import ExternalArtifact, artifact_id, version_by_id
+from .models import ArtifactVersion
 from .naming import OutputSpec, parse_outputs
 from .validation import (
     ArgumentType,
@@ -17,7 +22,6 @@ from .validation import (
     bind_call,
     check_configured,
     json_parameters,
-    refuse_artifact_version,
     resolved_hints,
     unresolvable_annotations,
 )
@@ -43,6 +47,7 @@ class Step:
         substitutions: dict[str, str] | None = None,
         output_materializers: Any = None,
         parameters: dict[str, Any] | None = None,
+        cache_policy: CachePolicy | str | None = None,
     ) -> None:
         if not callable(func):
             raise StepDefinitionError(f"@step decorates functions, not {type(func).__name__}")
@@ -60,7 +65,8 @@ class Step:
         self._annotations: dict[str, Any] = {}
         with contextlib.suppress(NameError):  # a name defined later: resolved when composed
             self._declare()
-        self.enable_cache = enable_cache
+        self.enable_cache = _checked_flag(enable_cache, owner=f"Step '{self.name}'")
+        self.cache_policy = _cache_policy(cache_policy, owner=f"Step '{self.name}'")
         self.substitutions = dict(substitutions or {})
         self.output_materializers = output_materializers
         self._materializers = self._resolve_materializers(output_materializers)
@@ -116,6 +122,7 @@ class Step:
         substitutions: dict[str, str] | None = None,
         output_materializers: Any = None,
         parameters: dict[str, Any] | None = None,
+        cache_policy: CachePolicy | str | None = None,
     ) -> Step:
         """A copy of this step with some options changed; substitutions and parameters are
         merged over ours."""
@@ -126,6 +133,7 @@ class Step:
             substitutions={**self.substitutions, **(substitutions or {})},
             output_materializers=self._materializers_with(output_materializers),
             parameters={**self.configured_parameters, **(parameters or {})},
+            cache_policy=self.cache_policy if cache_policy is None else cache_policy,
         )
 
     def _materializers_with(self, given: Any) -> Any:
@@ -180,19 +188,35 @@ class Step:
         return handles[0] if len(handles) == 1 else handles
 
     def _take_parameters(self, invocation_id: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """Coerce the parameters (arguments that are not upstream outputs) in ``arguments``.
+        """Coerce the parameters (arguments that are not inputs) in ``arguments``.
 
-        Returns them as the run records them (JSON); errors come before anything is recorded.
+        Artifacts from outside the pipeline become inputs (an ExternalInput in place of the
+        argument, see :mod:`cairn.external_artifact`): a Client artifact version, an
+        ExternalArtifact, and a UUID (or a str that is a whole UUID) the annotation cannot
+        take as a parameter, read as an artifact version id. Returns the parameters as the
+        run records them (JSON); errors come before anything is recorded.
         """
         owner = f"step '{invocation_id}'"
         parameters = {}
         for name, value in arguments.items():
             if isinstance(value, OutputHandle):
                 continue
-            refuse_artifact_version(value, name=name, owner=owner)
-            arguments[name] = parameters[name] = self.coerce(
-                name, value, invocation_id=invocation_id, what=f"parameter '{name}'"
-            )
+            if isinstance(value, ArtifactVersion):
+                arguments[name] = ExternalInput(version=value)
+                continue
+            if isinstance(value, ExternalArtifact):
+                arguments[name] = ExternalInput(artifact=value)
+                continue
+            try:
+                coerced = self.coerce(
+                    name, value, invocation_id=invocation_id, what=f"parameter '{name}'"
+                )
+            except StepTypeError as refused:
+                if (version_id := artifact_id(value)) is None:
+                    raise
+                arguments[name] = ExternalInput(version=version_by_id(version_id, refused))
+                continue
+            arguments[name] = parameters[name] = coerced
         return json_parameters(parameters, owner=owner)
 
     def __reduce__(self) -> str:
@@ -260,6 +284,7 @@ def step(
     enable_cache: bool | None = None,
     substitutions: dict[str, str] | None = None,
     output_materializers: Any = None,
+    cache_policy: CachePolicy | str | None = None,
 ) -> Callable[[F], Step]: ...
 def step(
     func: Callable[..., Any] | None = None,
@@ -268,8 +293,13 @@ def step(
     enable_cache: bool | None = None,
     substitutions: dict[str, str] | None = None,
     output_materializers: Any = None,
+    cache_policy: CachePolicy | str | None = None,
 ) -> Any:
-    """Mark a function as a pipeline step; usable as ``@step`` or ``@step(...)``."""
+    """Mark a function as a pipeline step; usable as ``@step`` or ``@step(...)``.
+
+    ``enable_cache`` and ``cache_policy`` set here or in ``with_options`` win over the
+    pipeline's (see :mod:`cairn.caching`).
+    """
 
     def wrap(f: Callable[..., Any]) -> Step:
         return Step(
@@ -278,6 +308,7 @@ def step(
             enable_cache=enable_cache,
             substitutions=substitutions,
             output_materializers=output_materializers,
+            cache_policy=cache_policy,
         )
 
     return wrap(func) if func is not None else wrap

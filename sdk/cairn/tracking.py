@@ -10,14 +10,17 @@ import os
 import sys
 import threading
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from cairn_events import ArtifactMaterialized, Event
+from cairn_events import ArtifactMaterialized, Event, EventDecodeError, Header, JetStreamError
 
+from . import own_writes
 from .settings import Settings, redact_url, resolve_settings, unreachable_advice
 
 if TYPE_CHECKING:
     from .artifact_stores import ArtifactStore
+    from .client import Client
+    from .models import CacheEntry, CacheQuery
     from .publishing import EventPublisher
 
 
@@ -34,6 +37,7 @@ class Tracker:
             settings.nats_url, settings.spool_dir
         ).start()
         self.flush_timeout = float(os.environ.get("CAIRN_FLUSH_TIMEOUT", "30"))
+        self._client: Client | None = None
 
     @property
     def last_seq(self) -> int:
@@ -43,10 +47,82 @@ class Tracker:
     def publish(self, event: Event) -> None:
         self.publisher.publish(event)
 
+    def hold_sending(self) -> None:
+        """Keep this thread's next events until :meth:`release_sending` or a flush."""
+        self.publisher.hold()
+
+    def release_sending(self) -> None:
+        self.publisher.release()
+
     def claim_version(
         self, template: ArtifactMaterialized, requested: str | None
     ) -> Future[ArtifactMaterialized]:
         return self.publisher.claim(template, requested)
+
+    # -- the cache (cairn.caching.CacheBackend) --------------------------------------
+
+    def cache_backend(self) -> Tracker:
+        return self
+
+    def find_cache_entries(self, query: CacheQuery, *, min_seq: int = 0) -> list[CacheEntry]:
+        """The read model's entries for ``query``, through the query API."""
+        if self._client is None:
+            from .client import Client
+
+            if self.settings.api_url is None:
+                raise RuntimeError("no query API is configured (CAIRN_API_URL)")
+            self._client = Client(self.settings.api_url, token=self.settings.api_token)
+        return self._client.find_cache_entries(query, min_seq=min_seq)
+
+    def last_cache_fact(self, cache_key: str) -> tuple[int, Event | None]:
+        """The sequence and event of the newest fact on ``cache_key``'s subject; (0, None).
+
+        A message there that is no event (forged) reads as None at its sequence, so a lease
+        can be taken over it.
+        """
+        from cairn_events import cache_path, decode
+
+        stream = self.publisher.stream
+        subject = stream.subject(cache_path(cache_key))
+
+        async def read(js: Any) -> tuple[int, Event | None]:
+            from nats.js.errors import NotFoundError
+
+            try:
+                msg = await js.get_last_msg(stream.name, subject)
+            except NotFoundError:
+                return 0, None
+            try:
+                return msg.seq, decode(msg.data)
+            except EventDecodeError:
+                return msg.seq, None
+
+        return self.publisher.call(read, self.publisher.ack_timeout)
+
+    def publish_after(self, event: Event, expected_seq: int) -> bool:
+        """Publish ``event`` now if its subject's last sequence is ``expected_seq``; False if
+        another fact came first."""
+        from cairn_events import encode
+
+        subject = self.publisher.stream.subject_of(event)
+        headers = {
+            Header.MSG_ID: event.event_id,
+            Header.EXPECTED_LAST_SUBJECT_SEQUENCE: str(expected_seq),
+        }
+        timeout = self.publisher.ack_timeout
+
+        async def send(js: Any) -> bool:
+            from nats.js.errors import APIError
+
+            try:
+                await js.publish(subject, encode(event), headers=headers, timeout=timeout)
+            except APIError as exc:
+                if exc.err_code == JetStreamError.WRONG_LAST_SEQUENCE:
+                    return False
+                raise
+            return True
+
+        return self.publisher.call(send, timeout + 1)
 
     def flush(self) -> int:
         """Wait until NATS has everything; if it stays away, say where the events are kept."""
@@ -78,6 +154,8 @@ class Tracker:
         return f"{redact_url(url)} ({named_by})"
 
     def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
         self.publisher.close()
 
 
@@ -93,6 +171,7 @@ def get_tracker() -> Tracker:
         if _tracker is None or _tracker_pid != os.getpid():
             _tracker = Tracker(resolve_settings())
             _tracker_pid = os.getpid()
+            own_writes.register(last_published_seq)
             atexit.register(_tracker.close)
         return _tracker
 

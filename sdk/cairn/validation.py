@@ -179,18 +179,30 @@ def argument_types(signature: inspect.Signature, hints: dict[str, Any]) -> dict[
 
 
 def refuse_artifact_version(value: Any, *, name: str, owner: str) -> None:
-    """ParameterError when ``value`` is an artifact version read from the Client."""
+    """ParameterError when ``value`` is an artifact (a Client version or an ExternalArtifact)
+    where only a parameter can be: a step argument makes one an input, but a pipeline's
+    parameters and values inside lists or dicts are recorded as JSON.
+    """
+    from .external_artifact import ExternalArtifact
     from .models import ArtifactVersion
 
     if isinstance(value, ArtifactVersion):
-        raise ParameterError(
-            f"Parameter '{name}' of {owner} is the artifact version {value.name!r} "
-            f"(version {value.version}) from the Client, so it is an input artifact, not a "
-            "parameter. Passing Client artifact versions as step inputs will be supported but "
-            "is not yet: for now load it inside the step with "
-            f"Client().get_artifact_version({value.name!r}, {value.version!r}).load(), or "
-            "produce it with a step of this pipeline and hand that output on."
+        what = f"the artifact version {value.name!r} (version {value.version}) from the Client"
+        lookup = (
+            f"or pass its name and call Client().get_artifact_version({value.name!r}, "
+            f"{value.version!r}) there, or load_artifact({value.name!r}) inside the step"
         )
+    elif isinstance(value, ExternalArtifact):
+        what = "an ExternalArtifact"
+        lookup = "or save it first with save_artifact(value, name) and pass that version"
+    else:
+        return
+    raise ParameterError(
+        f"Parameter '{name}' of {owner} holds {what}. An artifact is an input of a step when "
+        "it is a whole argument of a step call (train(data=version)); parameters are recorded "
+        "as JSON, so a pipeline's parameters and values inside lists or dicts cannot hold "
+        f"one. Pass it straight to the step call inside the pipeline function, {lookup}."
+    )
 
 
 def json_parameter(value: Any, *, name: str, owner: str) -> Any:

@@ -19,7 +19,11 @@ from .spool_cli import spool_app
 from .terminal import console
 
 if TYPE_CHECKING:
+    from cairn import Client
+    from cairn.models import ArtifactVersion, LineageEdge, LineageGraph
     from cairn.settings import StackRecord
+    from rich.text import Text
+    from rich.tree import Tree
 
     from .stack.parts import Part
 
@@ -27,9 +31,11 @@ app = typer.Typer(help="Cairn: artifact tracking for ML pipelines.", no_args_is_
 run_app = typer.Typer(help="Pipeline runs.", no_args_is_help=True)
 artifact_app = typer.Typer(help="Artifacts and their versions.", no_args_is_help=True)
 pipeline_app = typer.Typer(help="Pipelines and their runs.", no_args_is_help=True)
+step_app = typer.Typer(help="Step runs.", no_args_is_help=True)
 app.add_typer(run_app, name="run")
 app.add_typer(artifact_app, name="artifact")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(step_app, name="step")
 app.add_typer(spool_app, name="spool")
 
 #: The variables that point the SDK at servers other than the local stack's, and what they name.
@@ -400,6 +406,36 @@ def run_describe(
             _say(f"    out {key} -> {av.name} v{av.version} ({av.data_type}) {av.uri}")
 
 
+@step_app.command("why-not-cached")
+def step_why_not_cached(
+    run: Annotated[str, typer.Argument(help="A run's name, id or id prefix.")],
+    step: Annotated[str, typer.Argument(help="The step's name in that run.")],
+) -> None:
+    """Why a step of a run was not served from cache (what its run's line said)."""
+    from cairn import Client
+    from cairn.caching import miss_explained
+    from cairn.errors import NotFoundError
+
+    found = Client().get_pipeline_run(run)
+    step_run = found.steps.get(step)
+    if step_run is None:
+        steps = ", ".join(found.steps) or "none"
+        raise NotFoundError(f"Run {found.name} has no step '{step}'; its steps: {steps}")
+    if step_run.status == "cached":
+        _say(
+            f"Step {step} of run {found.name} was served from cache: it reused step run "
+            f"{step_run.original_step_run_id}."
+        )
+    elif step_run.cache_miss_reasons:
+        why = miss_explained(step_run.cache_miss_reasons, step_run.cache_compared_run)
+        _say(f"Step {step} of run {found.name} was not cached: {why}")
+    else:
+        _say(
+            f"Step {step} of run {found.name} ({step_run.status}) has no cache decision "
+            "recorded (it ran before caching was recorded, or has not reached it yet)."
+        )
+
+
 @artifact_app.command("list")
 def artifact_list() -> None:
     """Artifact names with their latest version."""
@@ -444,6 +480,166 @@ def artifact_describe(
         "created_at",
     ):
         _say(f"{field:22} {getattr(av, field)}")
+
+
+@artifact_app.command("lineage")
+def artifact_lineage(
+    name_version: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME[:VERSION]",
+            help="An artifact name (its latest version) or NAME:VERSION; a version id too.",
+        ),
+    ],
+    downstream: Annotated[
+        bool,
+        typer.Option(
+            "--downstream", help="What was computed from it (default: what it was computed from)."
+        ),
+    ] = False,
+    depth: Annotated[
+        int | None,
+        typer.Option(min=1, help="At most N artifact-version hops (default: all of them)."),
+    ] = None,
+) -> None:
+    """An artifact version's lineage as a tree: the versions it was computed from and the
+    step runs that made them, or (--downstream) the step runs that read it and what they made.
+    """
+    from cairn import Client
+
+    client = Client()
+    version = _version_given(client, name_version)
+    graph = client.get_lineage(version, "downstream" if downstream else "upstream", depth)
+    tree, cut = _lineage_tree(graph, console().width)
+    console().print(tree)
+    if cut:
+        _say(
+            f"Branches marked … go on beyond what fits in {console().width} columns; draw one with:"
+        )
+        for command in cut[:_LISTED_CUTS]:
+            _say(f"  {command}")
+        if len(cut) > _LISTED_CUTS:
+            _say(f"  ... ({len(cut) - _LISTED_CUTS} more)")
+
+
+def _version_given(client: Client, text: str) -> ArtifactVersion:
+    """The version ``text`` names: whole, as a name (latest) or id; else split at its last
+    ':' into NAME:VERSION (names may hold ':', as ``pipeline::step::output`` does)."""
+    from cairn.errors import NotFoundError
+
+    try:
+        return client.get_artifact_version(text)
+    except NotFoundError as whole:
+        name, colon, version = text.rpartition(":")
+        if not (colon and name and version):
+            raise
+        try:
+            return client.get_artifact_version(name, version)
+        except NotFoundError as split:
+            raise NotFoundError(f"{whole}. Read as NAME:VERSION: {split}") from None
+
+
+#: How many commands that draw the branches cut to fit the width ``artifact lineage`` lists.
+_LISTED_CUTS = 10
+
+
+def _lineage_tree(graph: LineageGraph, width: int) -> tuple[Tree, list[str]]:
+    """``graph`` as a tree of its artifact versions, each line ``key = NAME:VERSION ← the
+    step run that made it``: upstream, a version's branches are its producer's inputs (by
+    argument); downstream, what the step runs reading it made (by output key, left out when
+    it is the artifact's name). A version met again says so instead of repeating its
+    branches. A branch deeper than ``width`` leaves room for ends in "…"; the commands
+    drawing the rest from there come second.
+    """
+    from rich.text import Text
+    from rich.tree import Tree
+
+    nodes = graph.nodes_by_id()
+    downstream = graph.direction == "downstream"
+    producer: dict[str, str] = {}  # version id -> the step run that stored it
+    inputs: dict[str, list[LineageEdge]] = {}  # step run id -> its input edges
+    readers: dict[str, list[LineageEdge]] = {}  # version id -> the input edges reading it
+    outputs: dict[str, list[LineageEdge]] = {}  # step run id -> its output edges
+    for edge in sorted(graph.edges, key=lambda e: (e.key, e.source, e.target)):
+        if edge.kind == "output":
+            producer[edge.target] = edge.source
+            outputs.setdefault(edge.source, []).append(edge)
+        else:
+            inputs.setdefault(edge.target, []).append(edge)
+            readers.setdefault(edge.source, []).append(edge)
+
+    def step_line(step_id: str, read_as: str | None = None) -> Text:
+        step = nodes[step_id]
+        line = Text.assemble((step.name, "bold"), " (", _status_text(step.status), ")")
+        line.append(f" in run {step.run_name or step.run_id}")
+        if step.original_step_run_id:
+            line.append(f", reusing step run {step.original_step_run_id}", "dim")
+        if read_as is not None:
+            line.append(f", reading it as '{read_as}'")
+        return line
+
+    def version_line(version_id: str, key: str | None, level: int) -> Text:
+        version = nodes[version_id]
+        line = Text(f"{key} = " if key is not None and key != version.name else "")
+        line.append(f"{version.name}:{version.version}", "bold cyan")
+        if downstream:
+            return line
+        if version_id in producer:
+            line.append("  ← ").append_text(step_line(producer[version_id]))
+        elif graph.depth is None or level < graph.depth:  # at the depth asked: not looked at
+            line.append("  (no step run stored it)", "dim")
+        return line
+
+    def lines_under(version_id: str, level: int) -> list[tuple[str | None, Text]]:
+        """The ``(version id, line)`` under a version; a step run that made nothing: None."""
+        if not downstream:
+            step_inputs = inputs.get(producer.get(version_id, ""), [])
+            return [(e.source, version_line(e.source, e.key, level + 1)) for e in step_inputs]
+        lines: list[tuple[str | None, Text]] = []
+        for read in readers.get(version_id, []):
+            made = outputs.get(read.target, [])
+            for edge in made:
+                line = version_line(edge.target, edge.key, level + 1).append("  ← ")
+                lines.append((edge.target, line.append_text(step_line(read.target, read.key))))
+            if not made:
+                lines.append((None, step_line(read.target, read.key).append(", made nothing")))
+        return lines
+
+    root_id = graph.artifact_version_id
+    root_line = version_line(root_id, None, 0).append(f"  ({root_id})", "dim")
+    root = Tree(root_line)
+    deepest = max(2, (width - 40) // 4)  # tree guides take 4 columns a level
+    expanded: set[str] = set()
+    cut: list[str] = []
+    stack: list[tuple[Tree, Text, str, int]] = [(root, root_line, root_id, 0)]
+    while stack:  # depth first, in drawing order: "above" is above
+        branch, label, version_id, level = stack.pop()
+        under = lines_under(version_id, level)
+        if not under:
+            continue
+        if version_id in expanded:
+            label.append("  (its lineage is shown above)", "dim")
+            continue
+        expanded.add(version_id)
+        if level >= deepest:
+            rest = "" if graph.depth is None else f" --depth {graph.depth - level}"
+            cut.append(f"cairn artifact lineage {version_id}{' --downstream' * downstream}{rest}")
+            branch.add(Text("…", "dim"))
+            continue
+        pending = []
+        for child_id, line in under:
+            child = branch.add(line)
+            if child_id is not None:
+                pending.append((child, line, child_id, level + 1))
+        stack.extend(reversed(pending))
+    return root, cut
+
+
+def _status_text(status: object) -> Text:
+    from rich.text import Text
+
+    colours = {"completed": "green", "cached": "cyan", "failed": "red", "running": "yellow"}
+    return Text(str(status), colours.get(str(status), ""))
 
 
 @pipeline_app.command("list")

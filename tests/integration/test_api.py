@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import cairn.tracking
+import cairn.own_writes
 import httpx
 import msgspec
 import pytest
@@ -429,7 +429,7 @@ async def test_the_client_reads_through_the_app_in_process_and_waits_for_its_wri
     with Client("http://cairn", transport=transport) as client:
         seq = await stack.publish(run_events(tag) + [version(tag, "model", "2", 2)])
         # as if this process had published them: the Client asks the API to wait for seq
-        monkeypatch.setattr(cairn.tracking, "last_published_seq", lambda api_url: seq)
+        monkeypatch.setattr(cairn.own_writes, "last_published_seq", lambda api_url: seq)
         run = await asyncio.to_thread(client.get_pipeline_run, f"training-{tag}")
         assert (run.id, run.status) == (f"run-{tag}", "completed")
         assert run.steps["trainer"].output.name == f"{tag}::model"
@@ -446,7 +446,7 @@ async def test_the_client_reads_through_the_app_in_process_and_waits_for_its_wri
         )
 
         # a sequence the projector never reaches: the API waits min_seq_timeout, then says so
-        monkeypatch.setattr(cairn.tracking, "last_published_seq", lambda api_url: seq + 1000)
+        monkeypatch.setattr(cairn.own_writes, "last_published_seq", lambda api_url: seq + 1000)
         with pytest.raises(ServiceUnavailableError, match="is behind"):
             await asyncio.to_thread(client.list_pipeline_runs)
         with pytest.raises(RuntimeError, match="call the Client from another thread"):

@@ -35,7 +35,7 @@ def two_runs(uid: str, fail_second: bool = False) -> tuple[str, str, str]:
             raise ValueError("second run fails")
         return n
 
-    @pipeline(name=f"parity_{uid}")
+    @pipeline(name=f"parity_{uid}", enable_cache=False)
     def p(n: int) -> None:
         make(n)
 
@@ -120,7 +120,7 @@ def test_names_that_look_like_ids_are_found_by_name(uid: str) -> None:
     def make() -> tuple[Annotated[int, like_a_prefix], Annotated[int, like_an_id]]:
         return 1, 2
 
-    @pipeline(name=like_a_prefix, run_name=like_an_id)
+    @pipeline(name=like_a_prefix, run_name=like_an_id, enable_cache=False)
     def p() -> None:
         make()
 

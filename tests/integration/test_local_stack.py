@@ -23,7 +23,7 @@ from cairn import Client, pipeline, step
 def answer() -> Annotated[int, "stack_answer"]:
     return 42
 
-@pipeline
+@pipeline(enable_cache=False)
 def stack_check() -> None:
     answer()
 

@@ -17,7 +17,7 @@ def test_default_names_are_pipeline_step_output(uid: str) -> None:
     def two() -> tuple[int, int]:
         return 1, 2
 
-    @pipeline(name=f"defaults_{uid}")
+    @pipeline(name=f"defaults_{uid}", enable_cache=False)
     def p() -> None:
         one()
         two()
@@ -39,7 +39,7 @@ def test_static_names_from_str_and_artifact_config(uid: str) -> None:
     def configured() -> Annotated[str, ArtifactConfig(name=f"configured_{uid}")]:
         return "null"
 
-    @pipeline(name=f"static_{uid}")
+    @pipeline(name=f"static_{uid}", enable_cache=False)
     def p() -> None:
         static_single()
         configured()
@@ -58,7 +58,7 @@ def test_date_and_time_are_the_runs_start_and_identical_in_every_step(uid: str) 
     def second(x: str) -> Annotated[str, uid + "_b_{date}_{time}"]:
         return x
 
-    @pipeline(name=f"datetime_{uid}")
+    @pipeline(name=f"datetime_{uid}", enable_cache=False)
     def p() -> None:
         second(first())
 
@@ -85,7 +85,7 @@ def test_custom_placeholder_precedence(uid: str) -> None:
     def decorated() -> Annotated[str, uid + "_{stage}_decorated"]:
         return "x"
 
-    @pipeline(name=f"prec_{uid}", substitutions={"stage": "pipeline_decorator"})
+    @pipeline(name=f"prec_{uid}", substitutions={"stage": "pipeline_decorator"}, enable_cache=False)
     def p() -> None:
         plain()
         decorated()
@@ -110,7 +110,7 @@ def test_with_options_per_call_as_in_the_guide(uid: str) -> None:
     def extract_data(source: str) -> Annotated[str, uid + "_{stage}_dataset"]:
         return f"data from {source}"
 
-    @pipeline(name=f"extraction_{uid}")
+    @pipeline(name=f"extraction_{uid}", enable_cache=False)
     def extraction_pipeline() -> None:
         extract_data.with_options(substitutions={"stage": "train"})(source="s3://train")
         extract_data.with_options(substitutions={"stage": "test"})(source="s3://test")
@@ -126,7 +126,7 @@ def test_missing_placeholder_fails_the_step_and_the_run(uid: str) -> None:
     def unnamed_stage() -> Annotated[str, uid + "_{stage}_dataset"]:
         return "x"
 
-    @pipeline(name=f"missing_{uid}")
+    @pipeline(name=f"missing_{uid}", enable_cache=False)
     def p() -> None:
         unnamed_stage()
 
@@ -150,7 +150,7 @@ def test_mixed_static_and_dynamic_names_in_one_tuple(uid: str) -> None:
     ]:
         return "static_namer", "str_namer", 43, 44
 
-    @pipeline(name=f"mixed_{uid}")
+    @pipeline(name=f"mixed_{uid}", enable_cache=False)
     def p() -> None:
         mixed_tuple()
 
@@ -171,7 +171,7 @@ def test_two_outputs_resolving_to_one_name_is_an_error(uid: str) -> None:
     def clash() -> tuple[Annotated[int, uid + "_{a}"], Annotated[int, uid + "_{b}"]]:
         return 1, 2
 
-    @pipeline(name=f"clash_{uid}")
+    @pipeline(name=f"clash_{uid}", enable_cache=False)
     def p() -> None:
         clash()
 

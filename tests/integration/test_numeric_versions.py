@@ -31,7 +31,7 @@ def run_with_version(name: str, version: str | int | None, value: int) -> str:
     def emit(v: int) -> Annotated[int, ArtifactConfig(name=name, version=version)]:
         return v
 
-    @pipeline(name=f"numbers_{name}")
+    @pipeline(name=f"numbers_{name}", enable_cache=False)
     def numbers(v: int) -> None:
         emit(v)
 
@@ -101,7 +101,7 @@ def test_a_number_written_otherwise_is_refused_before_the_step_runs(uid: str) ->
         ran.append(v)
         return v
 
-    @pipeline(name=f"spelled_{uid}")
+    @pipeline(name=f"spelled_{uid}", enable_cache=False)
     def spelled() -> None:
         emit(1)
 
@@ -126,7 +126,7 @@ WRITER = textwrap.dedent(
         def emit(i: int) -> Annotated[int, ArtifactConfig(name=name, version=version)]:
             return i
 
-        @pipeline(name="mixed_" + name)
+        @pipeline(name="mixed_" + name, enable_cache=False)
         def writer(i: int) -> None:
             emit(i)
 

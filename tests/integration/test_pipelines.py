@@ -34,7 +34,7 @@ def as_pair(xs: list[int]) -> tuple[int, int]:
 
 
 def test_run_is_recorded_and_read_back(uid: str) -> None:
-    @pipeline(name=f"numbers_{uid}")
+    @pipeline(name=f"numbers_{uid}", enable_cache=False)
     def numbers(n: int = 4) -> None:
         xs = make_numbers(n)
         total_and_mean(xs)
@@ -66,7 +66,7 @@ def test_versions_increase_per_name_and_latest_is_default(uid: str) -> None:
     def emit(value: int) -> Annotated[int, f"counter_{uid}"]:
         return value
 
-    @pipeline(name=f"versions_{uid}")
+    @pipeline(name=f"versions_{uid}", enable_cache=False)
     def versions(value: int) -> None:
         emit(value)
 
@@ -85,7 +85,7 @@ def test_unknown_names_and_versions_say_what_exists(uid: str) -> None:
     def emit() -> Annotated[str, f"known_{uid}"]:
         return "x"
 
-    @pipeline(name=f"unknown_{uid}")
+    @pipeline(name=f"unknown_{uid}", enable_cache=False)
     def p() -> None:
         emit()
 
@@ -106,7 +106,7 @@ def test_explicit_version_is_allowed_once_per_name(uid: str) -> None:
     def emit() -> Annotated[str, ArtifactConfig(name=f"labelled_{uid}", version="golden")]:
         return "x"
 
-    @pipeline(name=f"labelled_{uid}")
+    @pipeline(name=f"labelled_{uid}", enable_cache=False)
     def p() -> None:
         emit()
 
@@ -123,7 +123,7 @@ def test_a_number_written_otherwise_is_refused(uid: str) -> None:
     def emit() -> Annotated[str, ArtifactConfig(name=f"num_{uid}", version="03")]:
         return "x"
 
-    @pipeline(name=f"num_{uid}")
+    @pipeline(name=f"num_{uid}", enable_cache=False)
     def p() -> None:
         emit()
 
@@ -148,7 +148,7 @@ def test_failing_step_fails_the_run_and_raises_its_own_exception(uid: str) -> No
     def never(x: int) -> int:
         return x
 
-    @pipeline(name=f"failing_{uid}")
+    @pipeline(name=f"failing_{uid}", enable_cache=False)
     def p() -> None:
         never(boom(ok()))
 
@@ -177,11 +177,11 @@ def test_type_errors_name_step_argument_and_types(uid: str) -> None:
     def lies() -> int:
         return "not an int"  # type: ignore[return-value]
 
-    @pipeline(name=f"types_{uid}")
+    @pipeline(name=f"types_{uid}", enable_cache=False)
     def wrong_input() -> None:
         needs_int(text())
 
-    @pipeline(name=f"types2_{uid}")
+    @pipeline(name=f"types2_{uid}", enable_cache=False)
     def wrong_output() -> None:
         lies()
 
@@ -196,7 +196,7 @@ def test_non_json_parameter_is_refused_before_anything_is_recorded(uid: str) -> 
     def takes(x: Any) -> int:
         return 1
 
-    @pipeline(name=f"params_{uid}")
+    @pipeline(name=f"params_{uid}", enable_cache=False)
     def p() -> None:
         takes(object())
 
@@ -213,7 +213,7 @@ def test_repeated_steps_after_and_control_flow(uid: str) -> None:
         order.append(tag)
         return get_step_context().step_name
 
-    @pipeline(name=f"flow_{uid}")
+    @pipeline(name=f"flow_{uid}", enable_cache=False)
     def p(branches: int) -> None:
         first = record("a")
         for i in range(branches):
@@ -250,7 +250,7 @@ def test_step_defined_inside_a_function_with_custom_materializer(uid: str, tmp_p
     def make_point() -> Point:
         return Point(2, 3)
 
-    @pipeline(name=f"points_{uid}")
+    @pipeline(name=f"points_{uid}", enable_cache=False)
     def p() -> None:
         make_point()
 
@@ -272,7 +272,7 @@ def split_pair() -> Tuple[int, int]:
 def named() -> Annotated[str, "no_source_{uid}"]:
     return "from stdin"
 
-@pipeline(name="no_source_{uid}")
+@pipeline(name="no_source_{uid}", enable_cache=False)
 def p() -> None:
     split_pair()
     named()

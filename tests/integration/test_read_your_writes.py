@@ -32,7 +32,7 @@ def test_reads_after_each_run_see_it_with_zero_misses(uid: str) -> None:
     def boom(x: int) -> None:
         raise ValueError("planned failure")
 
-    @pipeline(name=f"ryw_{uid}")
+    @pipeline(name=f"ryw_{uid}", enable_cache=False)
     def p(fail: bool = False) -> None:
         y = static(dated())
         if fail:

@@ -48,7 +48,7 @@ def held() -> int:
     wait_for("go")
     return 7
 
-@pipeline
+@pipeline(enable_cache=False)
 def outage_check() -> None:
     held()
 

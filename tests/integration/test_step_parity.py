@@ -136,7 +136,9 @@ def test_rich_parameters_arrive_as_objects_and_are_recorded_as_json(uid: str) ->
     assert Client().get_pipeline_run(run.id).steps["configure"].config.parameters == expected
 
 
-def test_a_client_artifact_version_as_a_parameter_is_named_an_input_artifact(uid: str) -> None:
+def test_a_client_artifact_version_given_to_a_step_is_its_input_not_a_parameter(
+    uid: str,
+) -> None:
     @step
     def produce() -> list[int]:
         return [1, 2, 3]
@@ -155,12 +157,11 @@ def test_a_client_artifact_version_as_a_parameter_is_named_an_input_artifact(uid
     def second() -> None:
         consume(version)
 
-    with pytest.raises(ParameterError) as info:
-        second()
-    message = str(info.value)
-    assert "Parameter 'data' of step 'consume' is the artifact version" in message
-    assert "input artifact" in message and "not yet" in message
-    assert recorded_runs(f"consume_{uid}") == []
+    run = Client().get_pipeline_run(second().id)
+    consumed = run.steps["consume"]
+    assert consumed.inputs["data"].id == version.id
+    assert consumed.parameters == {}
+    assert consumed.output.load() == 3
 
 
 def test_pipeline_parameters_are_coerced_as_zenml_does(uid: str) -> None:

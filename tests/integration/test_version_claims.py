@@ -24,7 +24,7 @@ WRITER = textwrap.dedent(
     def emit(i: int) -> Annotated[int, name]:
         return i
 
-    @pipeline(name="writer_" + name)
+    @pipeline(name="writer_" + name, enable_cache=False)
     def writer(i: int) -> None:
         emit(i)
 

@@ -16,7 +16,6 @@ from typing import Any, Optional
 import pydantic
 import pytest
 from cairn import (
-    ArtifactVersion,
     CallError,
     ParameterError,
     StepDefinitionError,
@@ -181,27 +180,6 @@ def test_a_non_json_object_says_to_pass_it_as_an_artifact() -> None:
 def test_a_dataclass_holding_a_non_json_value_is_refused() -> None:
     with pytest.raises(ParameterError, match="Parameter 'value' of step 'anything' is an object"):
         compose(lambda: anything(Window(start=1, labels=[object()]), 1))  # type: ignore[list-item]
-
-
-def test_an_artifact_version_from_the_client_says_it_is_an_input_artifact() -> None:
-    version = ArtifactVersion(
-        id="av1",
-        name="training_data",
-        version="3",
-        uri="/store/x",
-        type="data",
-        data_type="builtins.list",
-        materializer="m",
-        content_hash="h",
-        size=1,
-        created_at=WHEN,
-    )
-    with pytest.raises(ParameterError) as info:
-        compose(lambda: train(version))
-    message = str(info.value)
-    assert "Parameter 'epochs' of step 'train' is the artifact version 'training_data'" in message
-    assert "input artifact" in message and "will be supported but is not yet" in message
-    assert "Client().get_artifact_version('training_data', '3').load()" in message
 
 
 def test_limits_still_hold_at_composition() -> None:

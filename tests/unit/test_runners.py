@@ -55,6 +55,15 @@ class RecordingTracker:
         self.events.append(claimed.result())
         return claimed
 
+    def cache_backend(self) -> None:
+        return None  # no cache: every step computes, none is recorded
+
+    def hold_sending(self) -> None:
+        pass
+
+    def release_sending(self) -> None:
+        pass
+
     def flush(self) -> int:
         self.flushes += 1
         return len(self.events)
@@ -95,7 +104,9 @@ def test_the_executor_runs_one_step_on_given_inputs_with_the_tracker_it_is_hande
         add_one(make())
 
     invocation = compose(p, {}).invocations["add_one"]
-    upstream = StepInput("7", "0190c6a2-0000-7000-8000-000000000001")  # as a worker gets it
+    upstream = StepInput(
+        "0190c6a2-0000-7000-8000-000000000001", "hash", value="7"
+    )  # as a worker gets it
     executed = StepExecutor(tracker, RUN).execute(invocation, {"x": upstream})
 
     [output] = executed.outputs
@@ -116,7 +127,7 @@ def test_a_failing_step_publishes_step_failed_and_hands_its_own_error_on(
 
     invocation = compose(p, {}).invocations["explode"]
     with pytest.raises(StepFailure) as failed:
-        StepExecutor(tracker, RUN).execute(invocation, {"x": StepInput(3, "id")})
+        StepExecutor(tracker, RUN).execute(invocation, {"x": StepInput("id", "hash", value=3)})
     assert failed.value.step_name == "explode"
     assert isinstance(failed.value.error, KeyError)
     assert tracker.types() == [StepStarted, StepFailed]

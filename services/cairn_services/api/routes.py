@@ -20,21 +20,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 from cairn.models import (
     Artifact,
     ArtifactSummary,
     ArtifactVersion,
+    CacheEntry,
+    CacheQuery,
     Health,
+    LineageGraph,
     PipelineRun,
     PipelineSummary,
     RecordedPipeline,
+    StepRun,
 )
 from cairn.naming import shown
 from cairn_events import MAX_LABEL_BYTES, RunStatus, label_problem
-from cairn_projections import artifact_versions, runs
+from cairn_projections import artifact_versions, cache_entries, lineage, runs
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -205,14 +209,110 @@ async def get_version_by_id(request: Request, state: ApiState) -> ArtifactVersio
     async with state.read_models.connection() as conn:
         found = await artifact_versions.get_artifact_version(conn, artifact_version_id)
         if found is None:
-            hint = ""
-            if await artifact_versions.get_latest_artifact_version(conn, artifact_version_id):
-                hint = (
-                    f"; '{artifact_version_id}' is an artifact name: use "
-                    f"/artifacts/{artifact_version_id}/versions/latest"
-                )
-            raise NotFoundError(f"No artifact version with id '{artifact_version_id}'{hint}")
+            raise NotFoundError(await _no_version_with_id(conn, artifact_version_id))
     return _as(ArtifactVersion, found)
+
+
+async def _no_version_with_id(conn: Any, artifact_version_id: str) -> str:
+    """That no version has this id; and how to find one if it is an artifact's name."""
+    hint = ""
+    if await artifact_versions.get_latest_artifact_version(conn, artifact_version_id):
+        hint = (
+            f"; '{artifact_version_id}' is an artifact name: use "
+            f"/artifacts/{artifact_version_id}/versions/latest"
+        )
+    return f"No artifact version with id '{artifact_version_id}'{hint}"
+
+
+async def get_lineage(request: Request, state: ApiState) -> LineageGraph:
+    """``?direction=upstream|downstream|both`` (upstream by default) ``&depth=N`` (artifact
+    version hops; any depth by default): see ``cairn_projections.lineage``."""
+    artifact_version_id = _check_label(
+        "Artifact version id", request.path_params["artifact_version_id"]
+    )
+    direction = request.query_params.get("direction") or "upstream"
+    if direction not in lineage.DIRECTIONS:
+        raise BadRequestError(
+            f"direction must be one of {', '.join(lineage.DIRECTIONS)}; got {shown(direction)}"
+        )
+    # 0 stands for "not given" here: the minimum refuses depth=0
+    depth = _int_param(request, "depth", default=0, minimum=1, maximum=MAX_POSITION) or None
+    async with state.read_models.connection() as conn:
+        found = await lineage.get_lineage(
+            conn,
+            artifact_version_id,
+            direction=cast(lineage.Direction, direction),  # one of DIRECTIONS: checked above
+            depth=depth,
+        )
+        if found is None:
+            raise NotFoundError(await _no_version_with_id(conn, artifact_version_id))
+    return _as(LineageGraph, found)
+
+
+async def list_consumers(request: Request, state: ApiState) -> list[StepRun]:
+    """The step runs that read the version (its arguments, or loaded), by start time."""
+    artifact_version_id = _check_label(
+        "Artifact version id", request.path_params["artifact_version_id"]
+    )
+    async with state.read_models.connection() as conn:
+        consumers = await lineage.consumers_of(conn, artifact_version_id)
+        if not consumers and not await artifact_versions.get_artifact_version(
+            conn, artifact_version_id
+        ):
+            raise NotFoundError(await _no_version_with_id(conn, artifact_version_id))
+    return _as(list[StepRun], consumers)
+
+
+async def get_step_run(request: Request, state: ApiState) -> StepRun:
+    step_run_id = _check_label("Step run id", request.path_params["step_run_id"])
+    async with state.read_models.connection() as conn:
+        found = await lineage.get_step_run(conn, step_run_id)
+    if found is None:
+        raise NotFoundError(
+            f"No step run with id '{step_run_id}'; the step runs of a run, with their ids, "
+            "are in /runs/{run name or id}"
+        )
+    return _as(StepRun, found)
+
+
+#: The most keys (and steps) one cache lookup may ask for; the largest body it may send.
+MAX_CACHE_KEYS = 1000
+MAX_BODY_BYTES = 1024 * 1024
+
+
+async def lookup_cache(request: Request, state: ApiState) -> list[CacheEntry]:
+    """POST ``/cache/lookup`` with a ``CacheQuery`` as JSON: the newest entries it names."""
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise BadRequestError(f"The body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}.")
+    try:
+        query = msgspec.json.decode(body, type=CacheQuery)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise BadRequestError(
+            f'The body must be JSON like {{"keys": [...], "lineage_keys": [...], '
+            f'"steps": [[pipeline, step], ...]}}: {exc}'
+        ) from None
+    for what, items in (
+        ("keys", query.keys),
+        ("lineage_keys", query.lineage_keys),
+        ("steps", query.steps),
+    ):
+        if len(items) > MAX_CACHE_KEYS:
+            raise BadRequestError(f"{what} has {len(items)} entries; at most {MAX_CACHE_KEYS}.")
+    for key in [*query.keys, *query.lineage_keys]:
+        if not key or len(key) > cache_entries.MAX_KEY_LENGTH or not key.isascii():
+            raise BadRequestError(
+                f"Cache key {shown(key)} is no cache key: 1 to {cache_entries.MAX_KEY_LENGTH} "
+                "ASCII characters."
+            )
+    for pipeline_name, step_name in query.steps:
+        _check_label("Pipeline name", pipeline_name)
+        _check_label("Step name", step_name)
+    async with state.read_models.connection() as conn:
+        found = await cache_entries.find_entries(
+            conn, keys=query.keys, lineage_keys=query.lineage_keys, steps=query.steps
+        )
+    return _as(list[CacheEntry], found)
 
 
 ROUTES = [
@@ -228,6 +328,10 @@ ROUTES = [
     Route("/artifacts/{name_id_or_prefix:path}", _endpoint(get_artifact)),
     Route("/artifact-versions", _endpoint(find_version)),
     Route("/artifact-versions/{artifact_version_id}", _endpoint(get_version_by_id)),
+    Route("/artifact-versions/{artifact_version_id}/lineage", _endpoint(get_lineage)),
+    Route("/artifact-versions/{artifact_version_id}/consumers", _endpoint(list_consumers)),
+    Route("/step-runs/{step_run_id}", _endpoint(get_step_run)),
+    Route("/cache/lookup", _endpoint(lookup_cache), methods=["POST"]),
 ]
 
 
