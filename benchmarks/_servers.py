@@ -73,3 +73,23 @@ def bench_services(nats_url: str, database_url: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+@contextlib.contextmanager
+def bench_stack() -> Iterator[str]:
+    """nats-server, Postgres, and the services in their own process, with this process's
+    SDK pointed at them and its artifact store and CAIRN_HOME in a temp dir; yields the
+    API's URL."""
+    with (
+        bench_nats() as nats_url,
+        bench_postgres() as database_url,
+        tempfile.TemporaryDirectory(prefix="cairn-bench-") as tmp,
+        bench_services(nats_url, database_url) as api_url,
+    ):
+        os.environ.update(
+            CAIRN_NATS_URL=nats_url,
+            CAIRN_API_URL=api_url,
+            CAIRN_ARTIFACT_STORE=os.path.join(tmp, "store"),
+            CAIRN_HOME=os.path.join(tmp, "home"),
+        )
+        yield api_url

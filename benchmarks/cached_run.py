@@ -18,11 +18,10 @@ import contextlib
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _servers import bench_nats, bench_postgres, bench_services  # noqa: E402
+from _servers import bench_stack  # noqa: E402
 
 
 def main() -> None:
@@ -30,18 +29,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
-    with (
-        bench_nats() as nats_url,
-        bench_postgres() as database_url,
-        tempfile.TemporaryDirectory(prefix="cairn-bench-") as tmp,
-        bench_services(nats_url, database_url) as api_url,
-    ):
-        os.environ.update(
-            CAIRN_NATS_URL=nats_url,
-            CAIRN_API_URL=api_url,
-            CAIRN_ARTIFACT_STORE=os.path.join(tmp, "store"),
-            CAIRN_HOME=os.path.join(tmp, "home"),
-        )
+    with bench_stack():
         from cairn import pipeline, step
 
         @step

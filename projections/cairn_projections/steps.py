@@ -35,14 +35,19 @@ class StepStartedRow(Row, kw_only=True):
     started_at: datetime
 
 
-class StepFinishedRow(Row, kw_only=True):
+class _LaterStepRunRow(Row, kw_only=True):
+    """A write to a step run after its step.started, which may be folded first."""
+
     TABLE: ClassVar[str] = "step_runs"
-    #: step.started owns them; a step.finished folded first fills them until it comes.
+    #: step.started owns them; a later event folded first fills them until it comes.
     INSERT_ONLY: ClassVar[frozenset[str]] = frozenset({"run_id", "name"})
 
     id: str
     run_id: str
     name: str
+
+
+class StepFinishedRow(_LaterStepRunRow, kw_only=True):
     outcome: StepStatus
     finished_at: datetime
     duration_s: float
@@ -54,32 +59,17 @@ class StepFailedRow(StepFinishedRow, kw_only=True):
     traceback: str
 
 
-class CacheHitRow(Row, kw_only=True):
+class CacheHitRow(StepFinishedRow, kw_only=True):
     """A step run served from cache: cached, pointing at the step run it reused."""
 
-    TABLE: ClassVar[str] = "step_runs"
-    INSERT_ONLY: ClassVar[frozenset[str]] = frozenset({"run_id", "name"})
-
-    id: str
-    run_id: str
-    name: str
-    outcome: StepStatus
-    finished_at: datetime
-    duration_s: float
     cache_key: str
     original_step_run_id: str
     original_run_id: str
 
 
-class CacheMissedRow(Row, kw_only=True):
+class CacheMissedRow(_LaterStepRunRow, kw_only=True):
     """Why a step run was not served from cache."""
 
-    TABLE: ClassVar[str] = "step_runs"
-    INSERT_ONLY: ClassVar[frozenset[str]] = frozenset({"run_id", "name"})
-
-    id: str
-    run_id: str
-    name: str
     cache_key: str
     cache_miss_reasons: list[str]
     cache_compared_with: str | None
