@@ -42,7 +42,8 @@ class CacheMissed(Event, frozen=True, kw_only=True, tag="cache.missed"):
 
     ``compared_with`` is the step run whose entry the reasons compare against (the newest
     earlier entry of the same step in the same pipeline), if there was one, and
-    ``compared_run`` the name of its run.
+    ``compared_run`` the name of its run. ``cache_key`` is empty when computing it failed
+    (the reasons say why; the step fails with it).
     """
 
     run_id: str
@@ -81,10 +82,14 @@ class CacheStored(Event, frozen=True, kw_only=True, tag="cache.stored"):
 
 
 class CacheLeased(Event, frozen=True, kw_only=True, tag="cache.leased"):
-    """Step run ``step_run_id`` computes ``cache_key`` until ``until``; others wait for it."""
+    """Step run ``step_run_id`` computes ``cache_key`` until ``until``; others wait for it.
+
+    The holder publishes it again (compare-and-set) while it computes, each time with a
+    later ``until``."""
 
     cache_key: str
     run_id: str
+    run_name: str = ""
     step_run_id: str
     step_name: str
     until: datetime

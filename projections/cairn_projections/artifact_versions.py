@@ -67,12 +67,21 @@ CREATE INDEX artifact_versions_latest ON artifact_versions
     (name, claim_order DESC, numeric_version DESC NULLS LAST, created_at DESC, id DESC);
 """
 
+# The lineage index's change cursor, as on the step runs' tables (see steps._V3, applied
+# before this piece): versions are immutable, so the insert's default is all it takes.
+_V3 = """
+ALTER TABLE artifact_versions
+    ADD COLUMN row_xid bigint NOT NULL DEFAULT pg_current_xact_id()::text::bigint;
+CREATE INDEX artifact_versions_by_row_xid ON artifact_versions (row_xid);
+"""
+
 ARTIFACT_VERSIONS = ReadModel(
     "artifact_versions",
     rows=[ArtifactVersionRow],
     migrations=[
         Migration(1, "read models", _V1),
         Migration(2, "latest is the newest claim", _V2),
+        Migration(3, "caching", _V3),
     ],
 )
 

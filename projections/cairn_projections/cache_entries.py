@@ -121,6 +121,7 @@ _NEWEST = "created_at DESC, step_run_id DESC"
 
 
 _VERSION_FIELDS = ArtifactVersionRow.__struct_fields__
+_ENTRY_COLUMNS = ", ".join(f"f.{c}" for c in CacheEntryRow.__struct_fields__ if c != "components")
 #: The output versions' columns, prefixed so they do not meet the entry's own.
 _OUTPUT_COLUMNS = ", ".join(f"av.{c} AS out_{c}" for c in _VERSION_FIELDS)
 
@@ -131,10 +132,13 @@ async def find_entries(
     keys: Sequence[str] = (),
     lineage_keys: Sequence[str] = (),
     steps: Sequence[tuple[str, str]] = (),
+    with_components: bool = True,
 ) -> list[FoundEntry]:
     """The newest entry of each key, of each lineage key and of each (pipeline, step), with
     their output versions and run names: one query (a row per entry and output), so one
-    round trip."""
+    round trip. Without ``with_components`` their components read ``{}`` (what serving an
+    entry needs is smaller than what explaining a miss needs)."""
+    components = "f.components" if with_components else "'{}'::jsonb"
     rows = await conn.fetch(
         f"""
         WITH found AS (
@@ -148,7 +152,8 @@ async def find_entries(
               WHERE (pipeline_name, step_name) IN (SELECT * FROM unnest($3::text[], $4::text[]))
               ORDER BY pipeline_name, step_name, {_NEWEST})
         )
-        SELECT f.*, r.name AS run_name, o.key AS output_key, {_OUTPUT_COLUMNS}
+        SELECT {_ENTRY_COLUMNS}, {components} AS components, r.name AS run_name,
+               o.key AS output_key, {_OUTPUT_COLUMNS}
         FROM found f
         LEFT JOIN pipeline_runs r ON r.id = f.run_id
         LEFT JOIN LATERAL jsonb_each_text(f.outputs) o ON true

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .cache_policy import CachePolicy
-from .code_digest import STEP_FUNCTION, code_digests
+from .code_digest import STEP_FUNCTION, VALUE, code_digests
 from .errors import CairnError
 from .naming import placeholders
 
@@ -165,7 +165,7 @@ def _file_digest(path: str) -> str:
         ) from None
 
 
-def _resolve(obj: Any) -> Any:
+def _resolve(obj: Any, field: str = "source_dependencies") -> Any:
     if not isinstance(obj, str):
         return obj
     module, _, attribute = obj.replace(":", ".").rpartition(".")
@@ -176,7 +176,7 @@ def _resolve(obj: Any) -> Any:
             target = getattr(importlib.import_module(module), attribute)
         except (ImportError, AttributeError, ValueError):
             raise CairnError(
-                f"CachePolicy(source_dependencies=...) names {obj!r}, which does not import; "
+                f"CachePolicy({field}=...) names {obj!r}, which does not import; "
                 "give 'package.module' or 'package.module.attribute'."
             ) from None
     return target
@@ -195,7 +195,7 @@ def _source_digest(obj: Any) -> str:
 def _cache_func_value(func: Any) -> str | None:
     if func is None:
         return None
-    target = _resolve(func)
+    target = _resolve(func, "cache_func")
     try:
         value = target()
     except Exception as exc:
@@ -242,7 +242,7 @@ def explain(old: dict[str, Any], new: CacheComponents) -> list[str]:
                 if name not in before.inputs or name not in new.inputs:
                     reasons.append(f"input '{name}' is new or no longer given")
                 else:
-                    reasons.append(f"input '{name}' has different content")
+                    reasons.append(_input_change(name, before.inputs[name], new.inputs[name]))
     for name in sorted(before.outputs.keys() | new.outputs.keys()):
         if before.outputs.get(name) != new.outputs.get(name):
             reasons.append(_output_change(name, before.outputs.get(name), new.outputs.get(name)))
@@ -277,7 +277,12 @@ def _code_changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
     for label in [*after, *(name for name in before if name not in after)]:
         if before.get(label) == after.get(label):
             continue
-        what = "the step's code" if label == STEP_FUNCTION else f"the code of {label}"
+        if label.endswith(VALUE):
+            what = f"the value of {label.removesuffix(VALUE)}"
+        elif label == STEP_FUNCTION:
+            what = "the step's code"
+        else:
+            what = f"the code of {label}"
         if label not in before:
             reasons.append(f"{what} is new to it ({label} is now called)")
         elif label not in after:
@@ -285,6 +290,16 @@ def _code_changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
         else:
             reasons.append(f"{what} changed")
     return reasons
+
+
+def _input_change(name: str, before: str, after: str) -> str:
+    """What differs of an input: its content, or only which version it is (same content)."""
+    content = [
+        [p for p in identity.split("|") if not p.startswith("id:")] for identity in (before, after)
+    ]
+    if content[0] == content[1]:
+        return f"input '{name}' is another artifact version (with the same content)"
+    return f"input '{name}' has different content"
 
 
 def _output_change(name: str, before: Any, after: Any) -> str:

@@ -11,6 +11,7 @@ still lets its downstream steps hit; their inputs are compared by content.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,9 @@ import msgspec
 from .errors import StepDefinitionError
 
 __all__ = ["CachePolicy"]
+
+#: The longest life an entry may be given: 100 years, in seconds.
+MAX_EXPIRES_AFTER = 100 * 365 * 24 * 3600
 
 
 class CachePolicy(msgspec.Struct, kw_only=True):
@@ -68,7 +72,17 @@ class CachePolicy(msgspec.Struct, kw_only=True):
                     f"CachePolicy({field}=...) takes a list of non-empty str; got {value!r}"
                 )
             setattr(self, field, tuple(items))
-        self.source_dependencies = tuple(self.source_dependencies or ())
+        sources = self.source_dependencies
+        items = [sources] if isinstance(sources, str) or callable(sources) else list(sources or ())
+        for item in items:
+            if not (isinstance(item, str) and item) and not (
+                callable(item) or isinstance(item, types.ModuleType)
+            ):
+                raise StepDefinitionError(
+                    "CachePolicy(source_dependencies=...) takes functions, classes or modules, "
+                    f"or their 'module.attribute' sources; got {type(item).__name__} {item!r:.60}"
+                )
+        self.source_dependencies = tuple(items)
         if self.cache_func is not None and not (
             callable(self.cache_func) or isinstance(self.cache_func, str)
         ):
@@ -78,11 +92,14 @@ class CachePolicy(msgspec.Struct, kw_only=True):
             )
         expires = self.expires_after
         if expires is not None and (
-            isinstance(expires, bool) or not isinstance(expires, (int, float)) or not expires > 0
+            isinstance(expires, bool)
+            or not isinstance(expires, (int, float))
+            or not 0 < expires <= MAX_EXPIRES_AFTER
         ):
             raise StepDefinitionError(
-                f"CachePolicy(expires_after=...) takes a number of seconds above 0 (or None for "
-                f"entries that never expire); got {expires!r}"
+                f"CachePolicy(expires_after=...) takes a number of seconds above 0 and at most "
+                f"{MAX_EXPIRES_AFTER:,} (100 years), or None for entries that never expire; "
+                f"got {expires!r}"
             )
 
     @classmethod
@@ -125,7 +142,8 @@ def checked_flag(value: Any, *, owner: str) -> bool | None:
     """``enable_cache=`` as given: True, False or None (not set here)."""
     if value is None or isinstance(value, bool):
         return value
+    unset = "to leave it to the pipeline" if owner.startswith("Step") else "for the default, on"
     raise StepDefinitionError(
-        f"{owner}: enable_cache= takes True or False (or None to leave it to the pipeline); "
+        f"{owner}: enable_cache= takes True or False (or None {unset}); "
         f"got {type(value).__name__} {value!r:.60}"
     )

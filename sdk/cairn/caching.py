@@ -45,6 +45,7 @@ from .cache_key import (
 )
 from .cache_policy import CachePolicy
 from .composition import OutputHandle
+from .errors import StepDefinitionError
 from .models import ArtifactVersion, CacheEntry, CacheQuery
 from .progress import say
 
@@ -54,8 +55,10 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-#: How long a lease holds by default; a waiter computes itself after it (CAIRN_CACHE_LEASE_S).
-LEASE_S = 600.0
+#: How long a lease holds unrenewed by default (CAIRN_CACHE_LEASE_S); renewed every third.
+LEASE_S = 60.0
+#: How long a step waits for another run's lease in all by default (CAIRN_CACHE_WAIT_S).
+WAIT_S = 3600.0
 #: How often a waiter looks at the key's subject.
 _POLL_S = 0.05
 #: How long a reused entry's output versions may take to reach the read model.
@@ -76,8 +79,9 @@ class CacheBackend(Protocol):
         """The stream sequence and event of the newest fact on the key's subject (0, None)."""
         ...
 
-    def publish_after(self, event: Event, expected_seq: int) -> bool:
-        """Publish ``event`` if the last sequence of its subject is ``expected_seq``."""
+    def publish_after(self, event: Event, expected_seq: int) -> int | None:
+        """Publish ``event`` if the last sequence of its subject is ``expected_seq``: its
+        stream sequence, or None if another fact came first."""
         ...
 
     def publish(self, event: Event) -> None: ...
@@ -113,7 +117,8 @@ class Miss(msgspec.Struct, kw_only=True):
     compared_with: str | None = None
     compared_run: str | None = None
     lease: Lease | None = None
-    expires_at: datetime | None = None
+    #: The life of the entry it records, from when it is recorded (None: for ever).
+    expires_after: float | None = None
 
 
 class _Newest:
@@ -221,6 +226,7 @@ class RunCache:
                 enabled = self.enable_cache
                 disabled_by = None if enabled else "enable_cache=False on the pipeline"
             policy = step.cache_policy or self.policy or _DEFAULT_POLICY
+            _check_ignored(invocation, policy)
             parts = self._lineage_parts(invocation, policy)
             self.plans[invocation.id] = StepPlan(
                 enabled=enabled,
@@ -254,8 +260,8 @@ class RunCache:
         """Ask the query API once for the entries of every planned step's lineage key (a
         root step's lineage key is its key)."""
         lineage_keys = sorted({p.lineage_key for p in self.plans.values() if p.lineage_key})
-        if lineage_keys:
-            self._ask(CacheQuery(lineage_keys=lineage_keys), [])
+        if lineage_keys:  # to serve hits: what a miss is explained with is asked for then
+            self._ask(CacheQuery(lineage_keys=lineage_keys, with_components=False), [])
 
     def _ask(self, query: CacheQuery, step_names: list[str]) -> None:
         query.steps = [(self.pipeline_name, name) for name in step_names]
@@ -295,17 +301,12 @@ class RunCache:
             parts = components(invocation, identities, self.substitutions, policy)
         key = parts.key()
         lineage_key = plan.lineage_key or key
-        expires_at = (
-            None
-            if policy.expires_after is None
-            else datetime.now(UTC) + timedelta(seconds=policy.expires_after)
-        )
         miss = Miss(
             cache_key=key,
             lineage_key=lineage_key,
             components=parts,
             reasons=[],
-            expires_at=expires_at,
+            expires_after=policy.expires_after,
         )
         if not plan.enabled:
             miss.reasons = [f"caching is disabled for this step ({plan.disabled_by})"]
@@ -334,10 +335,18 @@ class RunCache:
                 miss.compared_run = previous.run_name or previous.run_id
             else:
                 miss.reasons = ["no earlier run of this step has its cache key"]
-        miss.lease = Lease(self.backend, key, self.run_id, step_run_id, invocation.id)
+        miss.lease = Lease(
+            self.backend,
+            key,
+            run_id=self.run_id,
+            run_name=self.run_name,
+            step_run_id=step_run_id,
+            step_name=invocation.id,
+        )
         entry = miss.lease.acquire(self._stored_entry)
         if entry is not None:  # another run computed it meanwhile
             return Hit(cache_key=key, entry=entry)
+        miss.lease.keep()
         return miss
 
     def _stored_entry(self, fact: CacheStored, seq: int) -> CacheEntry | None:
@@ -406,6 +415,8 @@ class RunCache:
 
     def computed(self, miss: Miss, executed: Any, step_name: str) -> None:
         """Record the entry of a step that computed its outputs (caching on or off)."""
+        if miss.lease is not None:
+            miss.lease.end()
         outputs = executed.outputs
         step_run = executed.step_run
         event = CacheStored(
@@ -417,7 +428,11 @@ class RunCache:
             step_run_id=step_run.id,
             outputs={p.output_name: p.artifact_version_id for p in outputs},
             components=msgspec.to_builtins(miss.components),
-            expires_at=miss.expires_at,
+            expires_at=(
+                None
+                if miss.expires_after is None
+                else datetime.now(UTC) + timedelta(seconds=miss.expires_after)
+            ),
         )
         self.backend.publish(event)
         self._computed[miss.cache_key] = executed
@@ -439,6 +454,8 @@ class RunCache:
 
     def failed(self, miss: Miss, step_run_id: str) -> None:
         """The step raised: it leaves no entry, and its lease (if any) is given back."""
+        if miss.lease is not None:
+            miss.lease.end()
         if miss.lease is not None and miss.lease.held:
             self.backend.publish(
                 CacheReleased(cache_key=miss.cache_key, run_id=self.run_id, step_run_id=step_run_id)
@@ -455,6 +472,19 @@ def miss_explained(reasons: list[str], compared_run: str | None) -> str:
     return f"{'; '.join(reasons)}{against}."
 
 
+def _check_ignored(invocation: Invocation, policy: CachePolicy) -> None:
+    """StepDefinitionError if ``policy`` ignores an input the step does not have (a typo
+    would leave the key as it was, silently)."""
+    arguments = invocation.step.signature.parameters
+    unknown = [name for name in policy.ignored_inputs if name not in arguments]
+    if unknown:
+        raise StepDefinitionError(
+            f"Step '{invocation.id}': CachePolicy(ignored_inputs=...) names "
+            f"{', '.join(map(repr, unknown))}, which the step does not take; its arguments are "
+            f"{', '.join(map(repr, arguments)) or 'none'}."
+        )
+
+
 def _lacking(entry: CacheEntry, invocation: Invocation) -> str | None:
     """Why ``entry`` cannot stand for ``invocation``'s outputs: an output it does not have
     (only a forged entry has the key and not the outputs)."""
@@ -468,9 +498,17 @@ def _lacking(entry: CacheEntry, invocation: Invocation) -> str | None:
 
 
 def _data_present(uri: str, store_holding: Callable[[str], Any]) -> bool:
-    """Whether the data at ``uri`` is still there: one stat for a local path."""
+    """Whether the data at ``uri`` is still there: a local folder that exists and is not
+    empty (which files a materializer wrote is its own affair: one of several deleted is
+    found when the step that reads it loads it)."""
     if "://" not in uri:
-        return os.path.exists(uri)
+        try:
+            with os.scandir(uri) as entries:
+                return next(entries, None) is not None
+        except NotADirectoryError:
+            return True  # a store that keeps a version in one file
+        except OSError:
+            return False
     try:
         return bool(store_holding(uri).exists(uri))
     except Exception:
@@ -484,12 +522,22 @@ def _known_input(value: Any) -> ArtifactVersion | None:
 
 
 def lease_seconds() -> float:
-    raw = os.environ.get("CAIRN_CACHE_LEASE_S", "")
+    """How long a lease holds without renewal (``CAIRN_CACHE_LEASE_S``, default 60)."""
+    return _seconds("CAIRN_CACHE_LEASE_S", LEASE_S)
+
+
+def wait_seconds() -> float:
+    """How long a step waits in all for another run's lease (``CAIRN_CACHE_WAIT_S``)."""
+    return _seconds("CAIRN_CACHE_WAIT_S", WAIT_S)
+
+
+def _seconds(variable: str, default: float) -> float:
+    raw = os.environ.get(variable, "")
     try:
-        value = float(raw) if raw else LEASE_S
+        value = float(raw) if raw else default
     except ValueError:
-        value = LEASE_S
-    return value if value > 0 else LEASE_S
+        value = default
+    return value if 0 < value < 10**7 else default
 
 
 def _lease_end(fact: CacheLeased) -> datetime:
@@ -499,27 +547,43 @@ def _lease_end(fact: CacheLeased) -> datetime:
 
 
 class Lease:
-    """The compare-and-set lease of one key: take it, or wait for whoever holds it."""
+    """The compare-and-set lease of one key: take it, or wait for whoever holds it.
+
+    A holder renews its lease every third of :func:`lease_seconds` while its step runs
+    (:meth:`keep`), so a waiter waits as long as the holder lives, and a lease of a killed
+    process ends at most :func:`lease_seconds` after its last renewal. A waiter gives up
+    after :func:`wait_seconds` in all and computes itself.
+    """
 
     def __init__(
-        self, backend: CacheBackend, cache_key: str, run_id: str, step_run_id: str, step_name: str
+        self,
+        backend: CacheBackend,
+        cache_key: str,
+        *,
+        run_id: str,
+        run_name: str,
+        step_run_id: str,
+        step_name: str,
     ) -> None:
         self.backend = backend
         self.cache_key = cache_key
         self.run_id = run_id
+        self.run_name = run_name
         self.step_run_id = step_run_id
         self.step_name = step_name
         self.held = False
+        self._seq = 0  # the stream sequence of our newest lease
+        self._ended = threading.Event()
+        self._renewing: threading.Thread | None = None
 
     def acquire(self, usable: Callable[[CacheStored, int], CacheEntry | None]) -> CacheEntry | None:
         """Take the lease (None: compute) or get the entry someone else computed meanwhile.
 
         ``usable`` turns a ``cache.stored`` found on the subject into a servable entry (None
-        if it is not). Waits at most the holder's lease; NATS going away means computing
-        without a lease.
+        if it is not). NATS going away means computing without a lease.
         """
         waited_since: float | None = None
-        deadline = time.monotonic() + lease_seconds() + 5.0
+        give_up = time.monotonic() + wait_seconds()
         try:
             while True:
                 seq, fact = self.backend.last_cache_fact(self.cache_key)
@@ -528,36 +592,20 @@ class Lease:
                     if entry is not None:
                         return entry
                 elif isinstance(fact, CacheLeased) and fact.step_run_id == self.step_run_id:
-                    self.held = True  # our own lease, published by an earlier attempt
+                    self.held, self._seq = True, seq  # ours, from an earlier attempt
                     return None
                 elif (
                     isinstance(fact, CacheLeased)
                     and _lease_end(fact) > datetime.now(UTC)
-                    and time.monotonic() < deadline
+                    and time.monotonic() < give_up
                 ):
                     if waited_since is None:
                         waited_since = time.monotonic()
-                        log.info(
-                            "cache.waiting",
-                            key=self.cache_key,
-                            holder=fact.step_run_id,
-                            until=fact.until.isoformat(),
-                        )
-                        say(
-                            f"Step {self.step_name} waits for run {fact.run_id}, which is "
-                            f"computing the same step (until {fact.until:%H:%M:%S} UTC at most)."
-                        )
+                        self._say_waiting(fact)
                     time.sleep(_POLL_S)
                     continue
-                lease = CacheLeased(
-                    cache_key=self.cache_key,
-                    run_id=self.run_id,
-                    step_run_id=self.step_run_id,
-                    step_name=self.step_name,
-                    until=datetime.now(UTC) + timedelta(seconds=lease_seconds()),
-                )
-                if self.backend.publish_after(lease, seq):
-                    self.held = True
+                if (taken := self.backend.publish_after(self._lease(), seq)) is not None:
+                    self.held, self._seq = True, taken
                     return None
         except Exception as exc:  # NATS away or refusing: compute without a lease
             log.warning("cache.lease_unavailable", key=self.cache_key, error=str(exc))
@@ -566,3 +614,52 @@ class Lease:
             if waited_since is not None:
                 waited = round(time.monotonic() - waited_since, 3)
                 log.info("cache.waited", key=self.cache_key, waited_s=waited, held=self.held)
+
+    def _lease(self) -> CacheLeased:
+        return CacheLeased(
+            cache_key=self.cache_key,
+            run_id=self.run_id,
+            run_name=self.run_name,
+            step_run_id=self.step_run_id,
+            step_name=self.step_name,
+            until=datetime.now(UTC) + timedelta(seconds=lease_seconds()),
+        )
+
+    def _say_waiting(self, fact: CacheLeased) -> None:
+        log.info(
+            "cache.waiting", key=self.cache_key, holder=fact.step_run_id, until=str(fact.until)
+        )
+        say(
+            f"Step {self.step_name} waits for run {fact.run_name or fact.run_id}, which is "
+            f"computing the same step, to reuse its outputs (it renews its lease while it "
+            f"runs; if it was killed, this waits until {_lease_end(fact):%H:%M:%S} UTC at "
+            "most). To compute now instead, stop this run and rerun it with "
+            "enable_cache=False."
+        )
+
+    def keep(self) -> None:
+        """Renew the lease while the step computes, until :meth:`end`."""
+        if not self.held or self._renewing is not None:
+            return
+        self._renewing = threading.Thread(
+            target=self._renew, name=f"cairn-lease-{self.step_name}", daemon=True
+        )
+        self._renewing.start()
+
+    def _renew(self) -> None:
+        every = lease_seconds() / 3
+        while not self._ended.wait(every):
+            try:
+                renewed = self.backend.publish_after(self._lease(), self._seq)
+            except Exception as exc:
+                log.warning("cache.lease_renewal_failed", key=self.cache_key, error=str(exc))
+                continue  # NATS away: try again at the next renewal
+            if renewed is None:  # another fact came first (its entry, or a taken-over lease)
+                return
+            self._seq = renewed
+
+    def end(self) -> None:
+        """Stop renewing (before the entry or the release is published)."""
+        self._ended.set()
+        if self._renewing is not None:
+            self._renewing.join(timeout=lease_seconds())

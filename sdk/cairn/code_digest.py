@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import enum
 import hashlib
 import inspect
 import marshal
@@ -24,7 +25,6 @@ import sysconfig
 import textwrap
 import types
 import weakref
-from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -40,9 +40,14 @@ _names_of: dict[types.CodeType, tuple[str, ...]] = {}
 STEP_FUNCTION = "(step function)"
 
 
+#: How the label of a value a step's code reads ends (see :func:`code_digests`).
+VALUE = " (value)"
+
+
 def code_digests(func: Any) -> dict[str, str]:
     """``{"module:qualname": digest}`` of the user code ``func`` refers to, and ``func``'s
-    own under :data:`STEP_FUNCTION`."""
+    own under :data:`STEP_FUNCTION`; and of the plain values that code reads (module-level
+    constants of the user's files, closure variables), labelled ``... (value)``."""
     found: dict[str, str] = {}
     seen: set[int] = set()
     pending: list[Any] = [func]
@@ -52,7 +57,9 @@ def code_digests(func: Any) -> dict[str, str]:
             continue
         seen.add(id(obj))
         found[STEP_FUNCTION if obj is func else _label(obj)] = _own_digest(obj)
-        pending.extend(ref for ref in _references(obj) if id(ref) not in seen)
+        code, values = _references(obj)
+        found.update(values)
+        pending.extend(ref for ref in code if id(ref) not in seen)
     return found
 
 
@@ -87,37 +94,74 @@ def _normalized_source(obj: Any) -> bytes:
     return ast.dump(tree, annotate_fields=False, include_attributes=False).encode()
 
 
-def _references(obj: Any) -> Iterator[Any]:
-    """The user functions and classes ``obj`` refers to."""
+def _references(obj: Any) -> tuple[list[Any], dict[str, str]]:
+    """The user functions and classes ``obj`` refers to, and the digests of the plain values
+    it reads, by label."""
+    code: list[Any] = []
+    values: dict[str, str] = {}
     if isinstance(obj, type):
         for member in vars(obj).values():
             func = getattr(member, "__func__", member)  # staticmethod / classmethod
             if isinstance(func, types.FunctionType):
-                yield from _references(func)
-        return
+                more, read = _references(func)
+                code.extend(more)
+                values.update(read)
+        return code, values
     func = getattr(obj, "__wrapped__", obj)
-    code = getattr(func, "__code__", None)
-    if code is None:
-        return
+    function_code = getattr(func, "__code__", None)
+    if function_code is None:
+        return code, values
     namespace = getattr(func, "__globals__", {})
-    candidates: list[Any] = []
-    names = _names(code)
+    module_name = namespace.get("__name__", "?")
+    candidates: list[tuple[str, Any]] = []
+    names = _names(function_code)
     for name in names:
-        value = namespace.get(name)
+        if name not in namespace:
+            continue
+        value = namespace[name]
         if isinstance(value, types.ModuleType) and is_user_module(value):
-            candidates.extend(getattr(value, attr, None) for attr in names)
+            candidates.extend(
+                (f"{value.__name__}:{attr}", getattr(value, attr))
+                for attr in names
+                if hasattr(value, attr)
+            )
         else:
-            candidates.append(value)
-    for cell in getattr(func, "__closure__", None) or ():
+            candidates.append((f"{module_name}:{name}", value))
+    free = function_code.co_freevars
+    for name, cell in zip(free, getattr(func, "__closure__", None) or (), strict=False):
         try:
-            candidates.append(cell.cell_contents)
+            candidates.append((f"{_label(func)}.<{name}>", cell.cell_contents))
         except ValueError:  # an empty cell
             continue
-    candidates.extend(getattr(func, "__defaults__", None) or ())
-    for candidate in candidates:
+    candidates.extend(("", default) for default in getattr(func, "__defaults__", None) or ())
+    for label, candidate in candidates:
         target = getattr(candidate, "func", candidate)  # a cairn Step: its function
         if _is_user_code(target):
-            yield target
+            code.append(target)
+        elif label and (shown := _plain(candidate)) is not None:
+            values[label + VALUE] = hashlib.blake2b(shown.encode(), digest_size=16).hexdigest()
+    return code, values
+
+
+_PLAIN = (type(None), bool, int, float, complex, str, bytes, enum.Enum)
+
+
+def _plain(value: Any, depth: int = 0) -> str | None:
+    """``value``'s repr if it is immutable plain data (numbers, text, enums, and tuples or
+    frozensets of them), whose change makes the step compute something else; None for
+    anything else. Lists, dicts and sets are left out: a step may append to one (a log,
+    a registry) on every call, which would make its key change on every run."""
+    if isinstance(value, _PLAIN):
+        return repr(value)
+    if depth >= 3 or not isinstance(value, (tuple, frozenset)) or len(value) > 1000:
+        return None
+    parts = [_plain(item, depth + 1) for item in value]
+    if any(part is None for part in parts):
+        return None
+    shown = [part for part in parts if part is not None]
+    if isinstance(value, frozenset):
+        shown.sort()
+    return f"{type(value).__name__}({', '.join(shown)})"
 
 
 def _names(code: types.CodeType) -> tuple[str, ...]:

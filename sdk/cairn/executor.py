@@ -284,6 +284,10 @@ class StepExecutor:
         executed = self.finish(attempt, outputs)
         if miss is not None and self.cache is not None:
             self.cache.computed(miss, executed, invocation.id)
+            step_run = executed.step_run
+            step_run.cache_key = miss.cache_key
+            step_run.cache_miss_reasons = list(miss.reasons)
+            step_run.cache_compared_run = miss.compared_run
         return executed
 
     # -- stages ------------------------------------------------------------------------
@@ -358,25 +362,46 @@ class StepExecutor:
         if self.cache is None:
             return None
         invocation = attempt.invocation
-        decision = self.cache.decide(invocation, dict(inputs), attempt.step_run_id)
+        try:
+            decision = self.cache.decide(invocation, dict(inputs), attempt.step_run_id)
+        except Exception as error:  # the step fails with it; why-not-cached says so
+            self._record_miss(attempt, "", [f"its cache key could not be computed: {error}"])
+            raise
         if isinstance(decision, Hit):
             return decision
-        self.tracker.publish(
-            CacheMissed(
-                run_id=self.run.run_id,
-                step_run_id=attempt.step_run_id,
-                step_name=invocation.id,
-                cache_key=decision.cache_key,
-                reasons=decision.reasons,
-                compared_with=decision.compared_with,
-                compared_run=decision.compared_run,
-            )
+        self._record_miss(
+            attempt,
+            decision.cache_key,
+            decision.reasons,
+            compared_with=decision.compared_with,
+            compared_run=decision.compared_run,
         )
         if decision.compared_run is not None:
             say(
                 f"Step {invocation.id} is not cached: {miss_explained(decision.reasons, decision.compared_run)}"
             )
         return decision
+
+    def _record_miss(
+        self,
+        attempt: _Attempt,
+        cache_key: str,
+        reasons: list[str],
+        *,
+        compared_with: str | None = None,
+        compared_run: str | None = None,
+    ) -> None:
+        self.tracker.publish(
+            CacheMissed(
+                run_id=self.run.run_id,
+                step_run_id=attempt.step_run_id,
+                step_name=attempt.invocation.id,
+                cache_key=cache_key,
+                reasons=reasons,
+                compared_with=compared_with,
+                compared_run=compared_run,
+            )
+        )
 
     def serve_cached(self, attempt: _Attempt, hit: Hit) -> ExecutedStep:
         """Publish cache.hit: the step run is cached, its outputs the entry's versions."""

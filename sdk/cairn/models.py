@@ -314,6 +314,8 @@ class CacheQuery(msgspec.Struct, kw_only=True):
     keys: list[str] = msgspec.field(default_factory=list)
     lineage_keys: list[str] = msgspec.field(default_factory=list)
     steps: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    #: Whether entries come with their components (what a miss is explained with); else {}.
+    with_components: bool = True
 
 
 class Health(msgspec.Struct, kw_only=True):

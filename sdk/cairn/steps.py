@@ -12,7 +12,7 @@ from .cache_policy import CachePolicy
 from .cache_policy import cache_policy as _cache_policy
 from .cache_policy import checked_flag as _checked_flag
 from .composition import ExternalInput, OutputHandle, current_composition
-from .errors import StepDefinitionError, StepTypeError
+from .errors import ParameterError, StepDefinitionError, StepTypeError
 from .external_artifact import ExternalArtifact, artifact_id, version_by_id
 from .models import ArtifactVersion
 from .naming import OutputSpec, parse_outputs
@@ -181,11 +181,31 @@ class Step:
         self.check_output_materializers()  # outputs deferred by forward refs are known by now
         invocation = composition.add(self, dict(bound.arguments), id)
         invocation.after = _after_ids(after, composition.pipeline_name)
-        invocation.parameters = self._take_parameters(invocation.id, invocation.arguments)
+        invocation.parameters = {
+            **self._defaults_left_out(invocation.arguments),
+            **self._take_parameters(invocation.id, invocation.arguments),
+        }
         handles = tuple(OutputHandle(invocation.id, spec.key) for spec in self.outputs)
         if not handles:
             return None
         return handles[0] if len(handles) == 1 else handles
+
+    def _defaults_left_out(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The defaults of the arguments a call leaves out, as the run records them (JSON).
+
+        ZenML records them too: they are parameters of the run and part of the step's
+        cache key (a default read from a module constant changes with it). A default with
+        no JSON form (an object) is left out: the step's code is what the key has of it.
+        """
+        defaults = {}
+        for name, parameter in self.signature.parameters.items():
+            if name in arguments or parameter.default is inspect.Parameter.empty:
+                continue
+            try:
+                defaults.update(json_parameters({name: parameter.default}, owner=self.name))
+            except ParameterError:
+                continue
+        return defaults
 
     def _take_parameters(self, invocation_id: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """Coerce the parameters (arguments that are not inputs) in ``arguments``.

@@ -99,9 +99,9 @@ class Tracker:
 
         return self.publisher.call(read, self.publisher.ack_timeout)
 
-    def publish_after(self, event: Event, expected_seq: int) -> bool:
-        """Publish ``event`` now if its subject's last sequence is ``expected_seq``; False if
-        another fact came first."""
+    def publish_after(self, event: Event, expected_seq: int) -> int | None:
+        """Publish ``event`` now if its subject's last sequence is ``expected_seq``: its
+        stream sequence, or None if another fact came first."""
         from cairn_events import encode
 
         subject = self.publisher.stream.subject_of(event)
@@ -111,16 +111,16 @@ class Tracker:
         }
         timeout = self.publisher.ack_timeout
 
-        async def send(js: Any) -> bool:
+        async def send(js: Any) -> int | None:
             from nats.js.errors import APIError
 
             try:
-                await js.publish(subject, encode(event), headers=headers, timeout=timeout)
+                ack = await js.publish(subject, encode(event), headers=headers, timeout=timeout)
             except APIError as exc:
                 if exc.err_code == JetStreamError.WRONG_LAST_SEQUENCE:
-                    return False
+                    return None
                 raise
-            return True
+            return int(ack.seq)
 
         return self.publisher.call(send, timeout + 1)
 

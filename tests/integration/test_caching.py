@@ -528,3 +528,134 @@ def test_forged_facts_on_a_key_neither_stall_nor_break_a_run(
     assert forged().steps["target"].status == "completed"  # waited at most ~1 s, then computed
     assert time.monotonic() - t0 < 10
     assert len(calls) == 3
+
+
+KILLED_SCRIPT = """
+import sys, time
+from pathlib import Path
+from cairn import pipeline, step
+
+work, uid = Path(sys.argv[1]), sys.argv[2]
+
+@step
+def long_one(variant: str) -> int:
+    (work / "started").touch()
+    time.sleep(float(sys.argv[3]))  # not part of the key
+    return 1
+
+@pipeline(name=f"killed_{uid}")
+def killed() -> None:
+    long_one(uid)
+
+print("STATUS", killed().steps["long_one"].status)
+"""
+
+
+def test_a_killed_holders_lease_runs_out_and_a_live_holder_keeps_its_own(
+    uid: str, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_SCRIPT)
+    env = {**os.environ, "CAIRN_CACHE_LEASE_S": "1.5"}
+
+    def start(seconds: float) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path), uid, str(seconds)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    holder = start(60)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "started").exists():
+        assert time.monotonic() < deadline and holder.poll() is None, holder.communicate()
+        time.sleep(0.05)
+    holder.send_signal(signal.SIGKILL)  # holds the lease, never renews it again
+    holder.wait(10)
+    (tmp_path / "started").unlink()
+    t0 = time.monotonic()
+    out, err = start(0).communicate(timeout=60)  # waits for the dead lease, then computes
+    assert "STATUS completed" in out, err
+    assert "waits for run" in out and "enable_cache=False" in out
+    assert time.monotonic() - t0 < 20
+
+    # a live holder computing longer than its lease renews it: a waiter reuses its outputs
+    other = f"{uid}_live"
+    slow = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path), other, "5"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while not (tmp_path / "started").exists():
+        time.sleep(0.05)
+    waiter = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), other, "5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    slow_out, slow_err = slow.communicate(timeout=60)
+    assert "STATUS completed" in slow_out, slow_err
+    assert "STATUS cached" in waiter.stdout, waiter.stderr
+
+
+def test_the_returned_run_and_why_not_cached_say_why_a_step_computed(uid: str) -> None:
+    @step
+    def counted(n: int) -> int:
+        return n
+
+    @pipeline(name=f"returned_{uid}")
+    def returned(n: int) -> None:
+        counted(n)
+
+    returned(1)
+    run = returned(2)
+    assert run.steps["counted"].cache_miss_reasons == ["parameter 'n' changed from 1 to 2"]
+    assert run.steps["counted"].cache_key
+
+
+def test_a_typo_in_ignored_inputs_fails_before_anything_is_recorded(uid: str) -> None:
+    from cairn import StepDefinitionError
+
+    @step(cache_policy=CachePolicy(ignored_inputs=["sead"]))
+    def seeded(seed: int) -> int:
+        return seed
+
+    @pipeline(name=f"typo_{uid}")
+    def typo() -> None:
+        seeded(1)
+
+    with pytest.raises(StepDefinitionError, match="names 'sead', which the step does not take"):
+        typo()
+    assert Client().list_pipeline_runs(pipeline_name=f"typo_{uid}") == []
+
+
+def test_a_key_that_cannot_be_computed_fails_the_step_and_is_recorded(uid: str) -> None:
+    from cairn import CairnError
+
+    @step(cache_policy=CachePolicy(file_dependencies=["/no/such/file.csv"]))
+    def needs_file() -> int:
+        return 1
+
+    @pipeline(name=f"nofile_{uid}")
+    def nofile() -> None:
+        needs_file()
+
+    with pytest.raises(CairnError, match="cannot be read"):
+        nofile()
+    [run] = Client().list_pipeline_runs(pipeline_name=f"nofile_{uid}")
+    [reason] = run.steps["needs_file"].cache_miss_reasons
+    assert (
+        reason.startswith("its cache key could not be computed") and "/no/such/file.csv" in reason
+    )

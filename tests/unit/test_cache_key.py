@@ -188,3 +188,77 @@ def test_a_cache_func_that_raises_or_returns_no_str_is_named() -> None:
     missing = CachePolicy(file_dependencies=["/no/such/file"])
     with pytest.raises(Exception, match="cannot be read"):
         components(invocation_of(echo, value=1), {}, {}, missing)
+
+
+SCALE = 10
+
+
+@step
+def scaled(x: int, scale: int = SCALE) -> int:
+    return x * scale
+
+
+def test_defaults_left_out_are_recorded_and_part_of_the_key() -> None:
+    invocation = invocation_of(scaled, x=1)
+    assert invocation.parameters == {"x": 1, "scale": 10}
+    assert components(invocation, {}, {}, CachePolicy()).parameters == {"x": 1, "scale": 10}
+
+
+def test_constants_and_closure_values_the_code_reads_are_part_of_it() -> None:
+    import sys
+    import types
+
+    module = types.ModuleType("trial_constants")
+    sys.modules[module.__name__] = module  # a user module (no file: as __main__ is)
+    exec("K = 1\ndef f(x):\n    return x * K\n", module.__dict__)
+    before = code_digests(module.f)
+    module.K = 2
+    after = code_digests(module.f)
+    assert before != after and "trial_constants:K (value)" in after
+
+    def make(k: int) -> Any:
+        def mul(x: int) -> int:
+            return x * k
+
+        return mul
+
+    assert code_digests(make(10)) != code_digests(make(100))
+
+    log: list[int] = []  # a list the step appends to is not part of its key
+
+    def appends(x: int) -> int:
+        log.append(x)
+        return x
+
+    first = code_digests(appends)
+    log.extend([1, 2, 3])
+    assert code_digests(appends) == first
+    import msgspec
+
+    old = msgspec.to_builtins(components(invocation_of(step(module.f), x=1), {}, {}, CachePolicy()))
+    module.K = 3
+    new = components(invocation_of(step(module.f), x=1), {}, {}, CachePolicy())
+    assert "the value of trial_constants:K changed" in explain(old, new)
+
+
+def test_another_version_with_the_same_content_is_named_so() -> None:
+    policy = CachePolicy(include_artifact_ids=True)
+    old = __import__("msgspec").to_builtins(
+        components(
+            invocation_of(echo, value=1), {"x": input_identity("a", "h", policy)}, {}, policy
+        )
+    )
+    new = components(
+        invocation_of(echo, value=1), {"x": input_identity("b", "h", policy)}, {}, policy
+    )
+    assert explain(old, new) == ["input 'x' is another artifact version (with the same content)"]
+
+
+def test_policy_mistakes_are_refused_where_they_are_made() -> None:
+    with pytest.raises(StepDefinitionError, match="at most 3,153,600,000"):
+        CachePolicy(expires_after=float("inf"))
+    with pytest.raises(StepDefinitionError, match="source_dependencies"):
+        CachePolicy(source_dependencies=[1])
+    assert CachePolicy(source_dependencies="os.path").source_dependencies == ("os.path",)
+    with pytest.raises(Exception, match=r"cache_func=\.\.\.\) names 'nope.func'"):
+        components(invocation_of(echo, value=1), {}, {}, CachePolicy(cache_func="nope.func"))

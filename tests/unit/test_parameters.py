@@ -271,7 +271,8 @@ def test_configured_parameters_fill_what_the_call_leaves_out() -> None:
     configured = train.with_options(parameters={"epochs": "3"})
     composition = compose(lambda: configured())
     (invocation,) = composition.order()
-    assert invocation.parameters == {"epochs": 3}  # coerced and recorded like a call's own
+    # coerced and recorded like a call's own; the defaults left out are recorded as ZenML does
+    assert invocation.parameters == {"epochs": 3, "lr": 0.1, "note": None}
     assert configured(lr=0.5) == 3  # outside a pipeline too
     assert configured.with_options(parameters={"lr": 0.2}).configured_parameters == {
         "epochs": "3",

@@ -21,6 +21,7 @@ import structlog
 import uvicorn
 from cairn.models import ErrorBody
 from cairn.naming import shown
+from cairn_projections.lineage_index import DEFAULT_MAX_ENTRIES, LineageIndex
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -46,12 +47,15 @@ def create_app(
     token: str | None = None,
     min_seq_timeout: float = 10.0,
     limits: DatabaseLimits | None = None,
+    lineage_entries: int = DEFAULT_MAX_ENTRIES,
 ) -> Starlette:
     """The API over the read models that projector ``projector_name`` writes into ``schema``.
 
     With ``token``, every request but ``/health`` needs ``Authorization: Bearer <token>``.
     ``?min_seq=N`` waits up to ``min_seq_timeout`` seconds for the projector. ``limits``
-    bound the pool and each query (see :class:`DatabaseLimits`).
+    bound the pool and each query (see :class:`DatabaseLimits`). Lineage answers from memory
+    while the graph has at most ``lineage_entries`` versions, step runs and edges, from
+    Postgres beyond (see :mod:`cairn_projections.lineage_index`).
     """
 
     @contextlib.asynccontextmanager
@@ -60,7 +64,8 @@ def create_app(
         try:
             watcher = CheckpointWatcher(read_models, database_url, schema, projector_name)
             await watcher.start()
-            app.state.cairn = ApiState(read_models, watcher, min_seq_timeout)
+            index = LineageIndex(projector_name, max_entries=lineage_entries)
+            app.state.cairn = ApiState(read_models, watcher, min_seq_timeout, index)
             log.info("api.started", schema=schema, projector=projector_name)
             try:
                 yield

@@ -39,6 +39,7 @@ from cairn.models import (
 from cairn.naming import shown
 from cairn_events import MAX_LABEL_BYTES, RunStatus, label_problem
 from cairn_projections import artifact_versions, cache_entries, lineage, runs
+from cairn_projections.lineage_index import EncodedLineage
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -224,9 +225,11 @@ async def _no_version_with_id(conn: Any, artifact_version_id: str) -> str:
     return f"No artifact version with id '{artifact_version_id}'{hint}"
 
 
-async def get_lineage(request: Request, state: ApiState) -> LineageGraph:
+async def get_lineage(request: Request, state: ApiState) -> LineageGraph | EncodedLineage:
     """``?direction=upstream|downstream|both`` (upstream by default) ``&depth=N`` (artifact
-    version hops; any depth by default): see ``cairn_projections.lineage``."""
+    version hops; any depth by default): see ``cairn_projections.lineage``. Answered from
+    the API's lineage index (brought up to date first), or by the query when the graph is
+    too large to hold (``cairn_projections.lineage_index``)."""
     artifact_version_id = _check_label(
         "Artifact version id", request.path_params["artifact_version_id"]
     )
@@ -237,16 +240,20 @@ async def get_lineage(request: Request, state: ApiState) -> LineageGraph:
         )
     # 0 stands for "not given" here: the minimum refuses depth=0
     depth = _int_param(request, "depth", default=0, minimum=1, maximum=MAX_POSITION) or None
+    walk = cast(lineage.Direction, direction)  # one of DIRECTIONS: checked above
     async with state.read_models.connection() as conn:
-        found = await lineage.get_lineage(
-            conn,
-            artifact_version_id,
-            direction=cast(lineage.Direction, direction),  # one of DIRECTIONS: checked above
-            depth=depth,
-        )
+        if await state.lineage.refresh(conn):
+            found: EncodedLineage | LineageGraph | None = state.lineage.lineage(
+                artifact_version_id, direction=walk, depth=depth
+            )
+        else:
+            graph = await lineage.get_lineage(
+                conn, artifact_version_id, direction=walk, depth=depth
+            )
+            found = None if graph is None else _as(LineageGraph, graph)
         if found is None:
             raise NotFoundError(await _no_version_with_id(conn, artifact_version_id))
-    return _as(LineageGraph, found)
+    return found
 
 
 async def list_consumers(request: Request, state: ApiState) -> list[StepRun]:
@@ -310,7 +317,11 @@ async def lookup_cache(request: Request, state: ApiState) -> list[CacheEntry]:
         _check_label("Step name", step_name)
     async with state.read_models.connection() as conn:
         found = await cache_entries.find_entries(
-            conn, keys=query.keys, lineage_keys=query.lineage_keys, steps=query.steps
+            conn,
+            keys=query.keys,
+            lineage_keys=query.lineage_keys,
+            steps=query.steps,
+            with_components=query.with_components,
         )
     return _as(list[CacheEntry], found)
 
