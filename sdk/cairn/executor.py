@@ -48,7 +48,7 @@ from cairn_events import (
 from .caching import Hit, Miss, miss_explained
 from .composition import ExternalInput, OutputHandle
 from .context import RunningStep, StepContext, reset_step_context, set_step_context
-from .errors import ArtifactNameError, CairnError, StepTypeError
+from .errors import ArtifactNameError, ArtifactVersionError, CairnError, StepTypeError
 from .failures import StepFailure, error_message, traceback_text
 from .models import ArtifactVersion, StepConfig, StepRun
 from .naming import check_artifact_name, requested_version, resolve_name, shown
@@ -272,7 +272,16 @@ class StepExecutor:
             kwargs = self.coerce_inputs(attempt)
             result = self.call(attempt, kwargs)
             values = self.split_outputs(attempt, result)
-            outputs = self.store_outputs(attempt, targets, values)
+            try:
+                outputs = self.store_outputs(attempt, targets, values)
+            except ArtifactVersionError as taken:
+                if miss is None or miss.compared_run is None:
+                    raise
+                # e.g. its explicit version is taken by the entry whose data was lost
+                raise ArtifactVersionError(
+                    f"{taken} The step computed because its cache entry could not be used: "
+                    f"{'; '.join(miss.reasons)}."
+                ) from None
         except BaseException as error:  # the run fails with the step, whatever it raised
             self.tracker.release_sending()
             self.fail(attempt, error)

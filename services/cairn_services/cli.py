@@ -422,9 +422,13 @@ def step_why_not_cached(
         steps = ", ".join(found.steps) or "none"
         raise NotFoundError(f"Run {found.name} has no step '{step}'; its steps: {steps}")
     if step_run.status == "cached":
+        client = Client()
+        original = step_run.original_step_run_id or ""
+        source = client.get_run_step(original) if original else None
+        of_run = f" of run {client.get_pipeline_run(source.run_id).name}" if source else ""
         _say(
-            f"Step {step} of run {found.name} was served from cache: it reused step run "
-            f"{step_run.original_step_run_id}."
+            f"Step {step} of run {found.name} was served from cache: it reused the outputs of "
+            f"step run {original}{of_run}."
         )
     elif step_run.cache_miss_reasons:
         why = miss_explained(step_run.cache_miss_reasons, step_run.cache_compared_run)

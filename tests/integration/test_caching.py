@@ -659,3 +659,51 @@ def test_a_key_that_cannot_be_computed_fails_the_step_and_is_recorded(uid: str) 
     assert (
         reason.startswith("its cache key could not be computed") and "/no/such/file.csv" in reason
     )
+
+
+def test_a_lost_explicit_version_says_why_the_step_computed(uid: str) -> None:
+    from cairn import ArtifactConfig, ArtifactVersionError
+
+    @step
+    def pinned() -> Annotated[int, ArtifactConfig(name=f"pinned_{uid}", version="golden")]:
+        return 1
+
+    @pipeline(name=f"pinned_{uid}")
+    def pinned_pipeline() -> None:
+        pinned()
+
+    first = pinned_pipeline()
+    shutil.rmtree(Path(first.steps["pinned"].output.uri))
+    with pytest.raises(ArtifactVersionError) as taken:
+        pinned_pipeline()
+    message = str(taken.value)
+    assert "already has version 'golden'" in message
+    assert (
+        "its cache entry could not be used" in message
+        and "missing from the artifact store" in message
+    )
+
+
+def test_why_not_cached_of_a_cached_step_names_the_run_it_reused(uid: str) -> None:
+    import os
+
+    from test_local_stack import cairn
+
+    @step
+    def steady() -> int:
+        return 1
+
+    @pipeline(name=f"steady_{uid}")
+    def steady_pipeline() -> None:
+        steady()
+
+    first = steady_pipeline()
+    second = steady_pipeline()
+    Client().get_pipeline_run(second.id)  # the API has it before the CLI asks
+    printed = cairn("step", "why-not-cached", second.name, "steady", env=dict(os.environ))
+    assert printed.returncode == 0, printed.stderr
+    assert (
+        f"was served from cache: it reused the outputs of step run {first.steps['steady'].id}"
+        in printed.stdout
+    )
+    assert f"of run {first.name}." in printed.stdout
