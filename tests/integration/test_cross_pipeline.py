@@ -308,3 +308,53 @@ def test_an_artifact_version_as_a_pipeline_parameter_says_to_pass_it_to_a_step(u
     message = str(info.value)
     assert f"Parameter 'data' of pipeline 'as_param_{uid}' holds the artifact version" in message
     assert "Pass it straight to the step call inside the pipeline function" in message
+
+
+def test_lineage_runs_through_two_pipelines_and_what_a_step_loaded_itself(uid: str) -> None:
+    """Pipeline A makes raw; pipeline B's clean step takes it from the Client, and its train
+    step loads a second version itself with load_artifact: both links are lineage."""
+
+    @step
+    def make_raw() -> Annotated[list[int], f"raw_{uid}"]:
+        return [1, 2, 3]
+
+    @step
+    def make_labels() -> Annotated[list[int], f"labels_{uid}"]:
+        return [0, 1, 0]
+
+    @pipeline(name=f"producer_{uid}", enable_cache=False)
+    def producer() -> None:
+        make_raw()
+        make_labels()
+
+    @step
+    def clean(raw: list[int]) -> Annotated[list[int], f"clean_{uid}"]:
+        return [x * 2 for x in raw]
+
+    @step
+    def train(data: list[int]) -> Annotated[int, f"model_{uid}"]:
+        labels = load_artifact(f"labels_{uid}")
+        return sum(data) + sum(labels)
+
+    made = producer()
+    raw = Client().get_artifact_version(f"raw_{uid}")
+
+    @pipeline(name=f"consumer_{uid}", enable_cache=False)
+    def consumer() -> None:
+        train(clean(raw))
+
+    used = consumer()
+    model = Client().get_artifact_version(f"model_{uid}")
+    upstream = Client().get_lineage(model, direction="upstream")
+    names = {node.name for node in upstream.nodes if node.kind == "artifact_version"}
+    assert names == {f"model_{uid}", f"clean_{uid}", f"raw_{uid}", f"labels_{uid}"}
+    steps = {node.id for node in upstream.nodes if node.kind == "step_run"}
+    assert used.steps["train"].id in steps and made.steps["make_raw"].id in steps
+    loaded = [e for e in upstream.edges if e.kind == "input" and e.target == used.steps["train"].id]
+    assert {e.key for e in loaded} == {"data", f"labels_{uid}"}
+
+    downstream = Client().get_lineage(raw.id, direction="downstream")
+    reached = {node.name for node in downstream.nodes if node.kind == "artifact_version"}
+    assert reached == {f"raw_{uid}", f"clean_{uid}", f"model_{uid}"}
+    assert [c.name for c in raw.consumers] == ["clean"]
+    assert raw.producer is not None and raw.producer.id == made.steps["make_raw"].id
