@@ -136,24 +136,27 @@ async def find_entries(
 ) -> list[FoundEntry]:
     """The newest entry of each key, of each lineage key and of each (pipeline, step), with
     their output versions and run names: one query (a row per entry and output), so one
-    round trip. Without ``with_components`` their components read ``{}`` (what serving an
-    entry needs is smaller than what explaining a miss needs)."""
-    components = "f.components" if with_components else "'{}'::jsonb"
+    round trip. An entry found by its step comes with its components (what a miss is
+    explained with); one found by key or lineage key only ``with_components`` (serving an
+    entry needs less), else they read ``{}``."""
+    select = _COLUMNS.replace("components", "components, {} AS by_step")
     rows = await conn.fetch(
         f"""
         WITH found AS (
-            (SELECT DISTINCT ON (cache_key) {_COLUMNS} FROM cache_entries
+            (SELECT DISTINCT ON (cache_key) {select.format("false")} FROM cache_entries
               WHERE cache_key = ANY($1::text[]) ORDER BY cache_key, {_NEWEST})
-            UNION
-            (SELECT DISTINCT ON (lineage_key) {_COLUMNS} FROM cache_entries
+            UNION ALL
+            (SELECT DISTINCT ON (lineage_key) {select.format("false")} FROM cache_entries
               WHERE lineage_key = ANY($2::text[]) ORDER BY lineage_key, {_NEWEST})
-            UNION
-            (SELECT DISTINCT ON (pipeline_name, step_name) {_COLUMNS} FROM cache_entries
+            UNION ALL
+            (SELECT DISTINCT ON (pipeline_name, step_name) {select.format("true")}
+              FROM cache_entries
               WHERE (pipeline_name, step_name) IN (SELECT * FROM unnest($3::text[], $4::text[]))
               ORDER BY pipeline_name, step_name, {_NEWEST})
         )
-        SELECT {_ENTRY_COLUMNS}, {components} AS components, r.name AS run_name,
-               o.key AS output_key, {_OUTPUT_COLUMNS}
+        SELECT {_ENTRY_COLUMNS},
+               CASE WHEN f.by_step OR $5 THEN f.components ELSE '{{}}'::jsonb END AS components,
+               r.name AS run_name, o.key AS output_key, {_OUTPUT_COLUMNS}
         FROM found f
         LEFT JOIN pipeline_runs r ON r.id = f.run_id
         LEFT JOIN LATERAL jsonb_each_text(f.outputs) o ON true
@@ -163,11 +166,12 @@ async def find_entries(
         list(lineage_keys),
         [pipeline for pipeline, _ in steps],
         [step for _, step in steps],
+        with_components,
     )
     found: dict[str, FoundEntry] = {}
-    for row in rows:
+    for row in rows:  # an entry found two ways comes twice: one with its components wins
         entry = found.get(row["step_run_id"])
-        if entry is None:
+        if entry is None or (row["components"] and not entry.components):
             entry = found[row["step_run_id"]] = _found(row)
         if row["out_id"] is not None:
             version = {field: row[f"out_{field}"] for field in _VERSION_FIELDS}

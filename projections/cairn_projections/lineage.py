@@ -29,6 +29,10 @@ repeat them up to that depth: beyond :data:`_SHALLOW` it is also bounded by the 
 of versions the walk can reach at all (the shortest way to any of them is no longer).
 
 Which step runs a walk goes through is decided in one place, :data:`COUNTED_STEP_RUNS`.
+
+The API answers from :mod:`.lineage_index` (the same walks over the graph in memory); this
+query is the reference it is tested against, and what answers when the graph is too large
+to hold.
 """
 
 from __future__ import annotations

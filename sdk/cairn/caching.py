@@ -207,6 +207,7 @@ class RunCache:
         self.plans: dict[str, StepPlan] = {}
         self._found = _Newest()  # what the read model answered
         self._found_ids: set[str] = set()
+        self._asked_steps: set[str] = set()
         self._computed: dict[str, Any] = {}  # key -> ExecutedStep, earlier in this run
         self._lookup_failed = False
         self.hits = 0
@@ -260,11 +261,13 @@ class RunCache:
         """Ask the query API once for the entries of every planned step's lineage key (a
         root step's lineage key is its key)."""
         lineage_keys = sorted({p.lineage_key for p in self.plans.values() if p.lineage_key})
-        if lineage_keys:  # to serve hits: what a miss is explained with is asked for then
-            self._ask(CacheQuery(lineage_keys=lineage_keys, with_components=False), [])
+        # the entries to serve (without what a miss is explained with) and each step's
+        # newest entry (with it)
+        self._ask(CacheQuery(lineage_keys=lineage_keys, with_components=False), list(self.plans))
 
     def _ask(self, query: CacheQuery, step_names: list[str]) -> None:
         query.steps = [(self.pipeline_name, name) for name in step_names]
+        self._asked_steps.update(step_names)
         if self._lookup_failed:
             return
         try:
@@ -323,8 +326,9 @@ class RunCache:
             miss.reasons = [problem]
             miss.compared_with = candidate.step_run_id
             miss.compared_run = candidate.run_name or candidate.run_id
-        else:  # what to explain the miss against: the step's newest entry (asked for now)
-            self._ask(CacheQuery(), [invocation.id])
+        else:  # what to explain the miss against: the step's newest entry
+            if invocation.id not in self._asked_steps:
+                self._ask(CacheQuery(), [invocation.id])
             previous = self._newest(
                 self._found.by_step(self.pipeline_name, invocation.id),
                 _MEMORY.by_step(self.pipeline_name, invocation.id),
@@ -342,6 +346,7 @@ class RunCache:
             run_name=self.run_name,
             step_run_id=step_run_id,
             step_name=invocation.id,
+            fresh=candidate is None,
         )
         entry = miss.lease.acquire(self._stored_entry)
         if entry is not None:  # another run computed it meanwhile
@@ -564,17 +569,19 @@ class Lease:
         run_name: str,
         step_run_id: str,
         step_name: str,
+        fresh: bool = False,
     ) -> None:
         self.backend = backend
         self.cache_key = cache_key
+        #: Whether no entry of the key is known: the lease is first tried on an empty
+        #: subject (one round trip), before reading what is on it.
+        self.fresh = fresh
         self.run_id = run_id
         self.run_name = run_name
         self.step_run_id = step_run_id
         self.step_name = step_name
         self.held = False
         self._seq = 0  # the stream sequence of our newest lease
-        self._ended = threading.Event()
-        self._renewing: threading.Thread | None = None
 
     def acquire(self, usable: Callable[[CacheStored, int], CacheEntry | None]) -> CacheEntry | None:
         """Take the lease (None: compute) or get the entry someone else computed meanwhile.
@@ -585,6 +592,10 @@ class Lease:
         waited_since: float | None = None
         give_up = time.monotonic() + wait_seconds()
         try:
+            # nothing is known of the key: most likely nothing is on its subject yet
+            if self.fresh and (taken := self.backend.publish_after(self._lease(), 0)):
+                self.held, self._seq = True, taken
+                return None
             while True:
                 seq, fact = self.backend.last_cache_fact(self.cache_key)
                 if isinstance(fact, CacheStored):
@@ -638,28 +649,66 @@ class Lease:
         )
 
     def keep(self) -> None:
-        """Renew the lease while the step computes, until :meth:`end`."""
-        if not self.held or self._renewing is not None:
-            return
-        self._renewing = threading.Thread(
-            target=self._renew, name=f"cairn-lease-{self.step_name}", daemon=True
-        )
-        self._renewing.start()
+        """Renew the lease while the step computes, until :meth:`end` (by the process's one
+        renewing thread, :data:`_RENEWALS`)."""
+        if self.held:
+            _RENEWALS.add(self)
 
-    def _renew(self) -> None:
-        every = lease_seconds() / 3
-        while not self._ended.wait(every):
-            try:
-                renewed = self.backend.publish_after(self._lease(), self._seq)
-            except Exception as exc:
-                log.warning("cache.lease_renewal_failed", key=self.cache_key, error=str(exc))
-                continue  # NATS away: try again at the next renewal
-            if renewed is None:  # another fact came first (its entry, or a taken-over lease)
-                return
-            self._seq = renewed
+    def renew(self) -> bool:
+        """Publish the lease again with a later end; False when it is no longer ours to renew
+        (another fact came first: its entry, or a lease taken over)."""
+        try:
+            renewed = self.backend.publish_after(self._lease(), self._seq)
+        except Exception as exc:
+            log.warning("cache.lease_renewal_failed", key=self.cache_key, error=str(exc))
+            return True  # NATS away: try again at the next renewal
+        if renewed is None:
+            return False
+        self._seq = renewed
+        return True
 
     def end(self) -> None:
         """Stop renewing (before the entry or the release is published)."""
-        self._ended.set()
-        if self._renewing is not None:
-            self._renewing.join(timeout=lease_seconds())
+        _RENEWALS.discard(self)
+
+
+class _Renewals:
+    """The leases this process holds, renewed every third of :func:`lease_seconds` by one
+    daemon thread (started with the first lease), so taking a lease starts no thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._leases: dict[Lease, float] = {}  # lease -> when it was last published
+        self._thread: threading.Thread | None = None
+
+    def add(self, lease: Lease) -> None:
+        with self._lock:
+            self._leases[lease] = time.monotonic()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="cairn-lease-renewals", daemon=True
+                )
+                self._thread.start()
+
+    def discard(self, lease: Lease) -> None:
+        with self._lock:
+            self._leases.pop(lease, None)
+
+    def _run(self) -> None:
+        while True:
+            every = lease_seconds() / 3
+            time.sleep(min(every, 1.0))
+            now = time.monotonic()
+            with self._lock:
+                due = [lease for lease, last in self._leases.items() if now - last >= every]
+            for lease in due:
+                kept = lease.renew()
+                with self._lock:
+                    if lease in self._leases:
+                        if kept:
+                            self._leases[lease] = time.monotonic()
+                        else:
+                            del self._leases[lease]
+
+
+_RENEWALS = _Renewals()

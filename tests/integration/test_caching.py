@@ -586,6 +586,7 @@ def test_a_killed_holders_lease_runs_out_and_a_live_holder_keeps_its_own(
     assert "STATUS completed" in out, err
     assert "waits for run" in out and "enable_cache=False" in out
     assert time.monotonic() - t0 < 20
+    (tmp_path / "started").unlink()
 
     # a live holder computing longer than its lease renews it: a waiter reuses its outputs
     other = f"{uid}_live"
@@ -690,8 +691,8 @@ def test_why_not_cached_of_a_cached_step_names_the_run_it_reused(uid: str) -> No
     from test_local_stack import cairn
 
     @step
-    def steady() -> int:
-        return 1
+    def steady() -> str:
+        return uid  # a body of its own: the same code elsewhere would share its entries
 
     @pipeline(name=f"steady_{uid}")
     def steady_pipeline() -> None:
