@@ -67,7 +67,7 @@ CREATE INDEX artifact_versions_latest ON artifact_versions
     (name, claim_order DESC, numeric_version DESC NULLS LAST, created_at DESC, id DESC);
 """
 
-# The lineage index's change cursor, as on the step runs' tables (see steps._V3, applied
+# The lineage index's change cursor, as on the step runs' tables (see runs._V3, applied
 # before this piece): versions are immutable, so the insert's default is all it takes.
 _V3 = """
 ALTER TABLE artifact_versions
@@ -81,7 +81,7 @@ ARTIFACT_VERSIONS = ReadModel(
     migrations=[
         Migration(1, "read models", _V1),
         Migration(2, "latest is the newest claim", _V2),
-        Migration(3, "caching", _V3),
+        Migration(3, "caching and the lineage index", _V3),
     ],
 )
 

@@ -60,7 +60,7 @@ CREATE INDEX cache_entries_by_step
 CACHE_ENTRIES = ReadModel(
     "cache_entries",
     rows=[CacheEntryRow],
-    migrations=[Migration(3, "caching", _V3)],
+    migrations=[Migration(3, "caching and the lineage index", _V3)],
 )
 
 #: A key is a hex digest; anything much longer is no key of ours.

@@ -66,10 +66,34 @@ CREATE INDEX pipeline_runs_by_pipeline
 CREATE INDEX pipeline_runs_by_name ON pipeline_runs (name);
 """
 
+_V3 = """
+-- The lineage index's change cursor (cairn_projections.lineage_index): row_xid is the
+-- transaction that last wrote the row (the default on insert, the trigger on update), so
+-- a reader asks for what was written since a snapshot of its own, whoever wrote it and in
+-- whatever order transactions commit. The step runs' lineage nodes show their run's name,
+-- so pipeline_runs has the cursor too; this piece comes first (runs are first in the
+-- catalogue) and defines the trigger function the others use. Tables updated in place
+-- index it with BRIN, which keeps their updates HOT; the insert-mostly tables a btree.
+CREATE FUNCTION cairn_row_written() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.row_xid := pg_current_xact_id()::text::bigint;
+    RETURN NEW;
+END $$;
+ALTER TABLE pipeline_runs
+    ADD COLUMN row_xid bigint NOT NULL DEFAULT pg_current_xact_id()::text::bigint;
+CREATE TRIGGER pipeline_runs_written BEFORE UPDATE ON pipeline_runs
+    FOR EACH ROW EXECUTE FUNCTION cairn_row_written();
+CREATE INDEX pipeline_runs_by_row_xid ON pipeline_runs USING brin (row_xid)
+    WITH (pages_per_range = 8, autosummarize = on);
+"""
+
 RUNS = ReadModel(
     "runs",
     rows=[RunStartedRow, RunFinishedRow],
-    migrations=[Migration(1, "read models", _V1)],
+    migrations=[
+        Migration(1, "read models", _V1),
+        Migration(3, "caching and the lineage index", _V3),
+    ],
 )
 
 

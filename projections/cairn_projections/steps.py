@@ -148,20 +148,9 @@ ALTER TABLE step_runs
 CREATE INDEX step_runs_by_original ON step_runs (original_step_run_id)
     WHERE original_step_run_id IS NOT NULL;
 
--- The lineage index's change cursor (cairn_projections.lineage_index): row_xid is the
--- transaction that last wrote the row (the default on insert, the trigger on update), so
--- a reader asks for what was written since a snapshot of its own, whoever wrote it and in
--- whatever order transactions commit. The step runs' lineage nodes show their run's name:
--- pipeline_runs has the cursor too. Tables updated in place index it with BRIN, which
--- keeps their updates HOT; the insert-mostly edge tables with a btree.
-CREATE FUNCTION cairn_row_written() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    NEW.row_xid := pg_current_xact_id()::text::bigint;
-    RETURN NEW;
-END $$;
+-- The lineage index's change cursor on the step runs' tables (see runs._V3, applied
+-- before this piece, for row_xid and cairn_row_written()).
 ALTER TABLE step_runs
-    ADD COLUMN row_xid bigint NOT NULL DEFAULT pg_current_xact_id()::text::bigint;
-ALTER TABLE pipeline_runs
     ADD COLUMN row_xid bigint NOT NULL DEFAULT pg_current_xact_id()::text::bigint;
 ALTER TABLE step_inputs
     ADD COLUMN row_xid bigint NOT NULL DEFAULT pg_current_xact_id()::text::bigint;
@@ -169,15 +158,11 @@ ALTER TABLE step_outputs
     ADD COLUMN row_xid bigint NOT NULL DEFAULT pg_current_xact_id()::text::bigint;
 CREATE TRIGGER step_runs_written BEFORE UPDATE ON step_runs
     FOR EACH ROW EXECUTE FUNCTION cairn_row_written();
-CREATE TRIGGER pipeline_runs_written BEFORE UPDATE ON pipeline_runs
-    FOR EACH ROW EXECUTE FUNCTION cairn_row_written();
 CREATE TRIGGER step_inputs_written BEFORE UPDATE ON step_inputs
     FOR EACH ROW EXECUTE FUNCTION cairn_row_written();
 CREATE TRIGGER step_outputs_written BEFORE UPDATE ON step_outputs
     FOR EACH ROW EXECUTE FUNCTION cairn_row_written();
 CREATE INDEX step_runs_by_row_xid ON step_runs USING brin (row_xid)
-    WITH (pages_per_range = 8, autosummarize = on);
-CREATE INDEX pipeline_runs_by_row_xid ON pipeline_runs USING brin (row_xid)
     WITH (pages_per_range = 8, autosummarize = on);
 CREATE INDEX step_inputs_by_row_xid ON step_inputs (row_xid);
 CREATE INDEX step_outputs_by_row_xid ON step_outputs (row_xid);
@@ -194,7 +179,10 @@ STEPS = ReadModel(
         StepInputRow,
         StepOutputRow,
     ],
-    migrations=[Migration(1, "read models", _V1), Migration(3, "caching", _V3)],
+    migrations=[
+        Migration(1, "read models", _V1),
+        Migration(3, "caching and the lineage index", _V3),
+    ],
 )
 
 _STEP_IDS = ("run_id", "step_run_id", "step_name")
