@@ -13,7 +13,7 @@ It is derived from the read model only: the log is the truth, Postgres is rebuil
 the index is read from Postgres. :meth:`LineageIndex.refresh` brings it up to date before
 an answer whenever the projector's checkpoint moved: it reads, in one snapshot, the rows
 written since the snapshot of its previous refresh. Every table it reads has ``row_xid``, the
-transaction that last wrote the row (migration 3, see ``steps._V3``), so "written since"
+transaction that last wrote the row (migration 3, see ``runs._V3``), so "written since"
 is exactly "by a transaction the previous snapshot did not see": one newer than its
 ``xmax``, or one of its in-progress ones (``xip``). That holds for any writer and any commit
 order, where a counter of rows would miss a transaction that took its numbers first and

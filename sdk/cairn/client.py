@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 #: What ``get_lineage(direction=...)`` takes.
 LINEAGE_DIRECTIONS: tuple[str, ...] = get_args(LineageDirection)
+#: The deepest lineage the query API walks to by number (deeper: depth=None, to the ends).
+MAX_DEPTH = 2**63 - 1
 #: The most rows the query API sends per request; longer lists are fetched page by page.
 API_PAGE_LIMIT = 1000
 
@@ -252,7 +254,9 @@ class Client:
 
         ``depth`` counts artifact-version hops (1: the producer and its inputs, or the
         readers and their outputs); None follows the lineage to its ends. ValueError for
-        any other direction or depth.
+        any other direction or depth. A str that is no version's id is found as
+        ``get_artifact_version`` finds it: an artifact's name (its latest version) or the
+        start of a version's id.
         """
         version_id = _id("get_lineage", artifact_version_or_id)
         if not isinstance(direction, str) or direction not in LINEAGE_DIRECTIONS:
@@ -260,12 +264,24 @@ class Client:
                 f"get_lineage() takes direction='upstream', 'downstream' or 'both'; "
                 f"got {_described(direction)}"
             )
-        if depth is not None and (type(depth) is not int or depth < 1):
+        if depth is not None and (type(depth) is not int or not 1 <= depth <= MAX_DEPTH):
             raise ValueError(
                 "get_lineage() takes depth=None (to the ends) or a whole number of artifact "
-                f"version hops, 1 or more; got {_described(depth)}"
+                f"version hops from 1 to {MAX_DEPTH}; got {_described(depth)}"
             )
         params = {"direction": direction, "depth": depth}
+        try:
+            return self._get(
+                f"/artifact-versions/{_path(version_id)}/lineage", LineageGraph, params
+            )
+        except NotFoundError as no_id:
+            if not isinstance(artifact_version_or_id, str) or _is_uuid(version_id):
+                raise
+            # a name (its latest version) or an id prefix, as get_artifact_version finds it
+            try:
+                version_id = self.get_artifact_version(version_id).id
+            except NotFoundError as no_name:
+                raise NotFoundError(f"{no_id.args[0]}; {no_name.args[0]}") from None
         return self._get(f"/artifact-versions/{_path(version_id)}/lineage", LineageGraph, params)
 
     # -- cache -----------------------------------------------------------------
@@ -455,6 +471,16 @@ def _one_of(method: str, name_id_or_prefix: str | UUID | None, name_or_id: str |
             f"name_or_id={name_or_id!r}"
         )
     return str(name_id_or_prefix if name_id_or_prefix is not None else name_or_id)
+
+
+def _is_uuid(text: str) -> bool:
+    from uuid import UUID
+
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return len(text) == 36
 
 
 def _id(method: str, given: object, *, version: bool = True) -> str:

@@ -346,6 +346,13 @@ def test_lineage_runs_through_two_pipelines_and_what_a_step_loaded_itself(uid: s
     used = consumer()
     model = Client().get_artifact_version(f"model_{uid}")
     upstream = Client().get_lineage(model, direction="upstream")
+    by_name = Client().get_lineage(f"model_{uid}")  # a name: its latest version's lineage
+    assert by_name.nodes == upstream.nodes and by_name.edges == upstream.edges
+    assert Client().get_lineage(model.id[:13]).nodes == upstream.nodes  # an id prefix
+    with pytest.raises(KeyError, match="No artifact version with id 'nothing_"):
+        Client().get_lineage(f"nothing_{uid}")
+    with pytest.raises(ValueError, match="from 1 to"):
+        Client().get_lineage(model, depth=10**20)
     names = {node.name for node in upstream.nodes if node.kind == "artifact_version"}
     assert names == {f"model_{uid}", f"clean_{uid}", f"raw_{uid}", f"labels_{uid}"}
     steps = {node.id for node in upstream.nodes if node.kind == "step_run"}

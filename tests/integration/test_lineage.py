@@ -264,7 +264,7 @@ def test_bad_direction_or_depth_is_400_and_an_unknown_id_404(trained: Trained) -
                 "No artifact version with id 'no-such-version'"
             )
             hint = error(f"/artifact-versions/{trained.model}/{what}", 404)
-            assert "is an artifact name: use /artifacts/" in hint
+            assert "is an artifact name: pass the name to Client().get_artifact_version()" in hint
         assert error("/step-runs/no-such-step-run", 404).startswith(
             "No step run with id 'no-such-step-run'"
         )

@@ -219,8 +219,9 @@ async def _no_version_with_id(conn: Any, artifact_version_id: str) -> str:
     hint = ""
     if await artifact_versions.get_latest_artifact_version(conn, artifact_version_id):
         hint = (
-            f"; '{artifact_version_id}' is an artifact name: use "
-            f"/artifacts/{artifact_version_id}/versions/latest"
+            f"; '{artifact_version_id}' is an artifact name: pass the name to "
+            f"Client().get_artifact_version() (over HTTP: "
+            f"/artifacts/{artifact_version_id}/versions/latest) for its latest version's id"
         )
     return f"No artifact version with id '{artifact_version_id}'{hint}"
 
@@ -277,7 +278,7 @@ async def get_step_run(request: Request, state: ApiState) -> StepRun:
     if found is None:
         raise NotFoundError(
             f"No step run with id '{step_run_id}'; the step runs of a run, with their ids, "
-            "are in /runs/{run name or id}"
+            "are in Client().get_pipeline_run(run).steps (over HTTP: /runs/{run name or id})"
         )
     return _as(StepRun, found)
 
