@@ -65,9 +65,10 @@ def test_coerced_parameters_are_what_the_step_gets_and_the_run_records(uid: str)
     run = p()
     assert seen == {"epochs": 42, "lr": 3.0, "note": None}
     assert type(seen["epochs"]) is int and type(seen["lr"]) is float
-    assert run.steps["train"].config.parameters == {"epochs": 42, "lr": 3.0}
+    # the default left out (note) is recorded too, as ZenML records it
+    assert run.steps["train"].config.parameters == {"epochs": 42, "lr": 3.0, "note": None}
     stored = Client().get_pipeline_run(run.id)
-    assert stored.steps["train"].config.parameters == {"epochs": 42, "lr": 3.0}
+    assert stored.steps["train"].config.parameters == {"epochs": 42, "lr": 3.0, "note": None}
     assert stored.steps["train"].output.load() == 42
 
 
