@@ -135,13 +135,20 @@ class _Newest:
         with self._lock:
             if len(self._by) > 3 * self._limit:  # a long-lived process: start over
                 self._by.clear()
-            for index in (("key", entry.cache_key), ("step", entry.pipeline_name, entry.step_name)):
+            for index in (
+                ("key", entry.cache_key),
+                ("lineage", entry.lineage_key),
+                ("step", entry.pipeline_name, entry.step_name),
+            ):
                 current = self._by.get(index)
                 if current is None or current[:2] <= stamp[:2]:
                     self._by[index] = stamp
 
     def by_key(self, cache_key: str) -> tuple[datetime, str, Any] | None:
         return self._by.get(("key", cache_key))
+
+    def by_lineage_key(self, lineage_key: str) -> tuple[datetime, str, Any] | None:
+        return self._by.get(("lineage", lineage_key))
 
     def by_step(self, pipeline_name: str, step_name: str) -> tuple[datetime, str, Any] | None:
         return self._by.get(("step", pipeline_name, step_name))
@@ -259,11 +266,30 @@ class RunCache:
 
     def prefetch(self) -> None:
         """Ask the query API once for the entries of every planned step's lineage key (a
-        root step's lineage key is its key)."""
+        root step's lineage key is its key).
+
+        Not asked when this process recorded an entry of every lineage key of the steps that
+        may be served (the same pipeline run again here): those are served from memory,
+        checked as every entry is (expiry, recorded versions, data in the store), and a step
+        that misses asks for its own. Facts against an entry that only the read model would
+        know (issue 13's deleted runs and pruned records) must reach this memory before they
+        exist, or this shortcut must go.
+        """
+        served = [p for p in self.plans.values() if p.enabled]
+        if served and all(
+            p.lineage_key and _MEMORY.by_lineage_key(p.lineage_key) is not None for p in served
+        ):
+            return
         lineage_keys = sorted({p.lineage_key for p in self.plans.values() if p.lineage_key})
-        # the entries to serve (without what a miss is explained with) and each step's
-        # newest entry (with it)
-        self._ask(CacheQuery(lineage_keys=lineage_keys, with_components=False), list(self.plans))
+        # The entries to serve (without what a miss is explained with), and the newest entry
+        # of each step (with it) that this process has no entry of its lineage key for: a
+        # step it has one for most likely hits, and asks for its own if it does not.
+        unknown = [
+            name
+            for name, plan in self.plans.items()
+            if not plan.lineage_key or _MEMORY.by_lineage_key(plan.lineage_key) is None
+        ]
+        self._ask(CacheQuery(lineage_keys=lineage_keys, with_components=False), unknown)
 
     def _ask(self, query: CacheQuery, step_names: list[str]) -> None:
         query.steps = [(self.pipeline_name, name) for name in step_names]
@@ -415,8 +441,14 @@ class RunCache:
 
     # -- after the step ----------------------------------------------------------------
 
-    def hit(self) -> None:
+    def hit(self, served: Hit) -> None:
+        """A step was served from ``served``; an entry the read model gave is remembered,
+        so the next run here need not ask for it."""
         self.hits += 1
+        entry = served.entry
+        if entry is not None and _MEMORY.by_key(entry.cache_key) is None:
+            versions = dict(entry.outputs)
+            _MEMORY.add(entry, _Remembered(entry, {k: _constant(v) for k, v in versions.items()}))
 
     def computed(self, miss: Miss, executed: Any, step_name: str) -> None:
         """Record the entry of a step that computed its outputs (caching on or off)."""
@@ -475,6 +507,10 @@ def miss_explained(reasons: list[str], compared_run: str | None) -> str:
     say it."""
     against = f" (compared with run {compared_run})" if compared_run else ""
     return f"{'; '.join(reasons)}{against}."
+
+
+def _constant(version: ArtifactVersion) -> Callable[[], ArtifactVersion]:
+    return lambda: version
 
 
 def _check_ignored(invocation: Invocation, policy: CachePolicy) -> None:

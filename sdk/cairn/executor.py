@@ -446,7 +446,7 @@ class StepExecutor:
             )
         )
         assert self.cache is not None
-        self.cache.hit()
+        self.cache.hit(hit)
         say(f"Using cached version of step {invocation.id} (from run {source_run}).")
         step_run = self._step_run(attempt, StepStatus.CACHED, 0.0)
         step_run.cache_key = hit.cache_key
