@@ -276,10 +276,8 @@ class RunCache:
         exist, or this shortcut must go.
         """
         served = [p for p in self.plans.values() if p.enabled]
-        if served and all(
-            p.lineage_key and _MEMORY.by_lineage_key(p.lineage_key) is not None for p in served
-        ):
-            return
+        if all(p.lineage_key and _MEMORY.by_lineage_key(p.lineage_key) for p in served):
+            return  # (with caching off for every step, nothing is served: nothing to ask)
         lineage_keys = sorted({p.lineage_key for p in self.plans.values() if p.lineage_key})
         # The entries to serve (without what a miss is explained with), and the newest entry
         # of each step (with it) that this process has no entry of its lineage key for: a
