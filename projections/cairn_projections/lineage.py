@@ -46,9 +46,7 @@ from .connection import Queryable
 from .read_model import record_to
 
 # the step runs read model's own columns and edge loading, so a step run reads the same here
-from .steps import _STEP_COLUMNS as STEP_COLUMNS
-from .steps import RecordedStep
-from .steps import _attach_edges as attach_edges
+from .steps import STEP_COLUMNS, RecordedStep, attach_edges
 
 #: The ways a lineage walk can go from its version.
 Direction = Literal["upstream", "downstream", "both"]

@@ -342,7 +342,8 @@ class RecordedStep(msgspec.Struct, kw_only=True):
         return f"{self.error_type}: {self.error_message}" if self.error_type else None
 
 
-_STEP_COLUMNS = ", ".join(
+#: The columns a step run is read with (by the lineage queries too).
+STEP_COLUMNS = ", ".join(
     f for f in RecordedStep.__struct_fields__ if f not in ("inputs", "outputs")
 )
 
@@ -352,16 +353,17 @@ async def steps_of_runs(conn: Queryable, run_ids: Sequence[str]) -> list[Recorde
     if not run_ids:
         return []
     rows = await conn.fetch(
-        f"SELECT {_STEP_COLUMNS} FROM step_runs WHERE run_id = ANY($1::text[]) "
+        f"SELECT {STEP_COLUMNS} FROM step_runs WHERE run_id = ANY($1::text[]) "
         "ORDER BY started_at NULLS LAST, id",
         list(run_ids),
     )
     steps = [record_to(RecordedStep, row) for row in rows]
-    await _attach_edges(conn, {step.id: step for step in steps})
+    await attach_edges(conn, {step.id: step for step in steps})
     return steps
 
 
-async def _attach_edges(conn: Queryable, steps: dict[str, RecordedStep]) -> None:
+async def attach_edges(conn: Queryable, steps: dict[str, RecordedStep]) -> None:
+    """Fill in the inputs and outputs of ``steps`` (by id): one query."""
     if not steps:
         return
     rows = await conn.fetch(
