@@ -24,6 +24,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+from _chain import chain_of  # noqa: E402
 from _servers import bench_stack  # noqa: E402
 
 
@@ -33,23 +34,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
     with bench_stack():
-        from cairn import pipeline, step
-
-        @step
-        def increment(x: int) -> int:
-            return x + 1
-
-        @pipeline
-        def chain(start: int = 0) -> None:
-            value = increment(start)
-            for _ in range(args.steps - 1):
-                value = increment(value)
-
-        def plain() -> int:
-            value = increment.func(0)
-            for _ in range(args.steps - 1):
-                value = increment.func(value)
-            return value
+        chain, plain = chain_of(args.steps)
 
         from cairn.caching import forget_remembered_entries
 

@@ -22,6 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+from _chain import chain_of  # noqa: E402
 from _servers import bench_stack  # noqa: E402
 
 
@@ -32,23 +33,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with bench_stack():
-        from cairn import pipeline, step
-
-        @step
-        def increment(x: int) -> int:
-            return x + 1
-
-        @pipeline
-        def chain(start: int = 0) -> None:
-            value = increment(start)
-            for _ in range(args.steps - 1):
-                value = increment(value)
-
-        def plain(start: int) -> int:
-            value = increment.func(start)
-            for _ in range(args.steps - 1):
-                value = increment.func(value)
-            return value
+        chain, plain = chain_of(args.steps)
 
         uncached = chain.with_options(enable_cache=False)
         # starts far apart: no step of one run has the input of a step of another, so all miss
