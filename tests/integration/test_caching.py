@@ -708,3 +708,28 @@ def test_why_not_cached_of_a_cached_step_names_the_run_it_reused(uid: str) -> No
         in printed.stdout
     )
     assert f"of run {first.name}." in printed.stdout
+
+
+def test_a_changed_materializer_misses_and_says_so(
+    uid: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cairn.materializers import CloudpickleMaterializer
+
+    @step
+    def stored() -> Annotated[dict[str, int], f"stored_{uid}"]:
+        return {"a": 1}
+
+    @pipeline(name=f"materializer_{uid}")
+    def by_default() -> None:
+        stored()
+
+    @pipeline(name=f"materializer_{uid}")
+    def by_pickle() -> None:
+        stored.with_options(output_materializers=CloudpickleMaterializer)()
+
+    by_default()
+    capsys.readouterr()
+    run = by_pickle()
+    line = step_line(capsys.readouterr().out, "stored")
+    assert run.steps["stored"].status == "completed"
+    assert f"output 'stored_{uid}' is stored by" in line and "CloudpickleMaterializer" in line
