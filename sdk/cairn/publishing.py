@@ -139,14 +139,15 @@ class EventPublisher:
         EventRefusedError if NATS refuses the claim; it stays pending while NATS is away.
         """
         future: Future[ArtifactMaterialized] = Future()
-        self._hand_over(ClaimRequest(template, requested, future))
+        self._hand_over(ClaimRequest(template, requested, future), always_wake=True)
         return future
 
-    def _hand_over(self, item: Outgoing | ClaimRequest) -> None:
+    def _hand_over(self, item: Outgoing | ClaimRequest, *, always_wake: bool = False) -> None:
         # Wake the loop once for everything handed over meanwhile: each wake-up costs the
-        # caller's thread a GIL hand-off, which is most of the per-step overhead.
+        # caller's thread a GIL hand-off, which is most of the per-step overhead. A claim is
+        # never held (its caller may wait for it): it wakes the loop even while holding.
         self._incoming.append(item)  # before reading the flag: see _take_incoming
-        if not self._wake_scheduled and not self._holding:
+        if not self._wake_scheduled and (always_wake or not self._holding):
             self._wake()
 
     def _wake(self) -> None:
@@ -157,7 +158,8 @@ class EventPublisher:
         """Keep what is handed over from now on until :meth:`release` (or a flush) sends it.
 
         For bursts of small events no one waits for (steps served from cache): one wake-up
-        of the loop for all of them instead of one per step. Claims must not be held.
+        of the loop for all of them instead of one per step. A claim is never held: it
+        sends what is held with it.
         """
         self._holding = True
 
