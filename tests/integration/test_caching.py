@@ -729,7 +729,8 @@ def test_a_changed_materializer_misses_and_says_so(
 
     by_default()
     capsys.readouterr()
-    run = by_pickle()
+    with pytest.warns(UserWarning, match="is stored with cloudpickle"):
+        run = by_pickle()
     line = step_line(capsys.readouterr().out, "stored")
     assert run.steps["stored"].status == "completed"
     assert f"output 'stored_{uid}' is stored by" in line and "CloudpickleMaterializer" in line
