@@ -9,11 +9,13 @@ is a hit with no further round trip, which keeps a fully cached run fast. Otherw
 upstream computed, or nothing was found) the step's lease, below, reads the key's subject
 on the log, where an entry the run did not know of is found.
 
-Entries this process recorded are kept in memory (:data:`_MEMORY`), so the next run here
-finds them before the projector has them; what the read model says of an entry (pruned,
-deleted) wins over memory. An entry is served only if it has not expired, the read model
-holds all of its output versions and their data is still in the artifact store;
-otherwise the step runs and its line says why. A step invoked twice in one run with the
+Entries this process recorded or served are kept in memory (:data:`_MEMORY`), so the
+next run here finds them before the projector has them, and a run whose every servable
+step has one asks nothing up front; where the read model answered, what it says of an
+entry wins over memory. An entry is served only if it has not expired, the read model (or
+memory) holds all of its output versions and their data is still in the artifact store;
+otherwise the step runs and its line says why (the reasons against the step's newest
+earlier entry: :func:`cairn.cache_key.explain`). A step invoked twice in one run with the
 same key is computed once.
 
 When two runs reach one key at the same time, the **lease** decides which computes
