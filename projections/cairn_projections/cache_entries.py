@@ -139,17 +139,16 @@ async def find_entries(
     round trip. An entry found by its step comes with its components (what a miss is
     explained with); one found by key or lineage key only ``with_components`` (serving an
     entry needs less), else they read ``{}``."""
-    select = _COLUMNS.replace("components", "components, {} AS by_step")
     rows = await conn.fetch(
         f"""
         WITH found AS (
-            (SELECT DISTINCT ON (cache_key) {select.format("false")} FROM cache_entries
+            (SELECT DISTINCT ON (cache_key) {_COLUMNS}, false AS by_step FROM cache_entries
               WHERE cache_key = ANY($1::text[]) ORDER BY cache_key, {_NEWEST})
             UNION ALL
-            (SELECT DISTINCT ON (lineage_key) {select.format("false")} FROM cache_entries
+            (SELECT DISTINCT ON (lineage_key) {_COLUMNS}, false AS by_step FROM cache_entries
               WHERE lineage_key = ANY($2::text[]) ORDER BY lineage_key, {_NEWEST})
             UNION ALL
-            (SELECT DISTINCT ON (pipeline_name, step_name) {select.format("true")}
+            (SELECT DISTINCT ON (pipeline_name, step_name) {_COLUMNS}, true AS by_step
               FROM cache_entries
               WHERE (pipeline_name, step_name) IN (SELECT * FROM unnest($3::text[], $4::text[]))
               ORDER BY pipeline_name, step_name, {_NEWEST})

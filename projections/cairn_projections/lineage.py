@@ -200,6 +200,26 @@ _WALKS: dict[str, tuple[Literal["upstream", "downstream"], ...]] = {
 _STATUSES = {status.value: status for status in StepStatus}
 
 
+def step_run_node(
+    step_run_id: str,
+    name: str,
+    run_id: str,
+    run_name: str | None,
+    status: str,
+    original_step_run_id: str | None,
+) -> LineageNode:
+    """The node of a step run, from its row's columns (the query's and the index's)."""
+    return LineageNode(
+        kind="step_run",
+        id=step_run_id,
+        name=name,
+        run_id=run_id,
+        run_name=run_name,
+        status=_STATUSES[status],
+        original_step_run_id=original_step_run_id,
+    )
+
+
 async def get_lineage(
     conn: Queryable,
     artifact_version_id: str,
@@ -242,14 +262,8 @@ class _Graph:
             (step_id, step_name, run_id, status, original, input_version, input_key,
              output_version, output_key, version_id, name, version, run_name) = row  # fmt: skip
             if step_id not in nodes:
-                nodes[step_id] = LineageNode(
-                    kind="step_run",
-                    id=step_id,
-                    name=step_name,
-                    run_id=run_id,
-                    run_name=run_name,
-                    status=_STATUSES[status],
-                    original_step_run_id=original,
+                nodes[step_id] = step_run_node(
+                    step_id, step_name, run_id, run_name, status, original
                 )
             if version_id is not None and version_id not in nodes:
                 nodes[version_id] = LineageNode(

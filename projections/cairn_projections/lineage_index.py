@@ -37,17 +37,22 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 import msgspec
-from cairn_events import StepStatus
 
 from .bookkeeping import get_checkpoint
 from .connection import Queryable
-from .lineage import COUNTED_STEP_RUNS, DIRECTIONS, Direction, LineageEdge, LineageNode
+from .lineage import (
+    COUNTED_STEP_RUNS,
+    DIRECTIONS,
+    Direction,
+    LineageEdge,
+    LineageNode,
+    step_run_node,
+)
 
 #: The default bound on versions + step runs + edges held (about 520 bytes each: ~260 MB).
 DEFAULT_MAX_ENTRIES = 500_000
 
 _encode = msgspec.json.Encoder().encode
-_STATUSES = {status.value: status for status in StepStatus}
 
 
 class EncodedLineage(msgspec.Struct, kw_only=True, gc=False):
@@ -239,15 +244,7 @@ class LineageIndex:
             self._producers[slot] = -1 if producer is None else self._step_slot(producer)
             touched.add(slot)
         for step_id, name, run_id, status, original, run_name, counted in changes.step_runs:
-            fields = LineageNode(
-                kind="step_run",
-                id=step_id,
-                name=name,
-                run_id=run_id,
-                run_name=run_name,
-                status=_STATUSES[status],
-                original_step_run_id=original,
-            )
+            fields = step_run_node(step_id, name, run_id, run_name, status, original)
             self._set_step_run(self._step_slot(step_id), fields if counted else None)
         for run_id, name in changes.runs:
             self._rename_run(run_id, name)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from .naming import check_artifact_name, requested_version, shown
+from .naming import check_artifact_name, check_tags, requested_version, shown
 
 if TYPE_CHECKING:
     from .context import RunningStep
@@ -181,10 +181,6 @@ def store_version(
 
 def _checked_tags(tags: Any, name: str) -> list[str]:
     """``tags`` as a list, each following the rules of artifact names (as a step's tags do)."""
-    from cairn_events import label_problem
-
-    from .errors import ArtifactNameError
-
     if tags is None:
         return []
     if isinstance(tags, str) or not isinstance(tags, (list, tuple, set, frozenset)):
@@ -192,10 +188,5 @@ def _checked_tags(tags: Any, name: str) -> list[str]:
             f"save_artifact(name={shown(name)}) takes tags as a list of str, e.g. "
             f"tags=['prod']; got {type(tags).__name__} {tags!r:.60}"
         )
-    for tag in tags:
-        if (problem := label_problem(tag)) is not None:
-            raise ArtifactNameError(
-                f"Tag {tag!r:.80} of artifact {shown(name)} {problem}; tags follow the rules "
-                "of artifact names"
-            )
+    check_tags(tags, of=f"artifact {shown(name)}")
     return list(tags)

@@ -104,6 +104,7 @@ class Lease:
         self.step_name = step_name
         self.held = False
         self._seq = 0  # the stream sequence of our newest lease
+        self._failing = False  # whether renewals fail (NATS away) since the last success
 
     def acquire(self, usable: Callable[[CacheStored, int], CacheEntry | None]) -> CacheEntry | None:
         """Take the lease (None: compute) or get the entry someone else computed meanwhile.
@@ -181,9 +182,14 @@ class Lease:
         (another fact came first: its entry, or a lease taken over)."""
         try:
             renewed = self.backend.publish_after(self._lease(), self._seq)
-        except Exception as exc:
-            log.warning("cache.lease_renewal_failed", key=self.cache_key, error=str(exc))
-            return True  # NATS away: try again at the next renewal
+        except Exception as exc:  # NATS away: tried again at the next renewal
+            if not self._failing:  # said once when renewals start failing, once when back
+                self._failing = True
+                log.warning("cache.lease_renewals_failing", key=self.cache_key, error=str(exc))
+            return True
+        if self._failing:
+            self._failing = False
+            log.info("cache.lease_renewals_back", key=self.cache_key)
         if renewed is None:
             return False
         self._seq = renewed

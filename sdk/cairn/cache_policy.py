@@ -138,11 +138,11 @@ def cache_policy(value: Any, *, owner: str) -> CachePolicy | None:
     )
 
 
-def checked_flag(value: Any, *, owner: str) -> bool | None:
-    """``enable_cache=`` as given: True, False or None (not set here)."""
+def checked_flag(value: Any, *, owner: str, unset: str) -> bool | None:
+    """``enable_cache=`` as given: True, False or None (not set here: ``unset`` says what
+    that means)."""
     if value is None or isinstance(value, bool):
         return value
-    unset = "to leave it to the pipeline" if owner.startswith("Step") else "for the default, on"
     raise StepDefinitionError(
         f"{owner}: enable_cache= takes True or False (or None {unset}); "
         f"got {type(value).__name__} {value!r:.60}"

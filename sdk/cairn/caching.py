@@ -373,20 +373,29 @@ class RunCache:
         Its output versions may reach the read model a little after it: asked again for
         at most :data:`_RECORDED_WAIT_S`.
         """
-        deadline = time.monotonic() + _RECORDED_WAIT_S
+        started = time.monotonic()
         query = CacheQuery(keys=[fact.cache_key])
-        while True:
-            try:
-                found = self.backend.find_cache_entries(query, min_seq=seq)
-            except Exception as exc:
-                log.warning("cache.lookup_failed", error=str(exc))
-                return None
-            entry = next((e for e in found if e.step_run_id == fact.step_run_id), None)
-            if entry is not None and not entry.missing_outputs:
-                return entry if self.unusable(entry) is None else None
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(_POLL_S)
+        asked = 0
+        try:
+            while True:
+                asked += 1
+                try:
+                    found = self.backend.find_cache_entries(query, min_seq=seq)
+                except Exception as exc:
+                    log.warning("cache.lookup_failed", error=str(exc))
+                    return None
+                entry = next((e for e in found if e.step_run_id == fact.step_run_id), None)
+                if entry is not None and not entry.missing_outputs:
+                    return entry if self.unusable(entry) is None else None
+                if time.monotonic() - started >= _RECORDED_WAIT_S:
+                    return None
+                if asked == 1:
+                    log.info("cache.entry_versions_waiting", key=fact.cache_key)
+                time.sleep(_POLL_S)
+        finally:
+            if asked > 1:
+                waited = round(time.monotonic() - started, 3)
+                log.info("cache.entry_versions_waited", key=fact.cache_key, waited_s=waited)
 
     def _newest(
         self,

@@ -41,7 +41,6 @@ from cairn_events import (
     StepFinished,
     StepStarted,
     StepStatus,
-    label_problem,
     new_id,
 )
 
@@ -51,7 +50,7 @@ from .context import RunningStep, StepContext, reset_step_context, set_step_cont
 from .errors import ArtifactNameError, ArtifactVersionError, CairnError, StepTypeError
 from .failures import StepFailure, error_message, traceback_text
 from .models import ArtifactVersion, StepConfig, StepRun
-from .naming import check_artifact_name, requested_version, resolve_name, shown
+from .naming import check_artifact_name, check_tags, requested_version, resolve_name, shown
 from .outputs import save_outputs
 from .progress import say
 from .validation import check_type
@@ -481,12 +480,8 @@ class StepExecutor:
             requested = requested_version(
                 config.version if config else None, name, step=invocation.id, output=spec.key
             )
-            for tag in config.tags if config else ():
-                if (problem := label_problem(tag)) is not None:
-                    raise ArtifactNameError(
-                        f"Tag {shown(tag)} of output {shown(spec.key)} in step '{invocation.id}' "
-                        f"{problem}; tags follow the rules of artifact names"
-                    )
+            if config is not None:
+                check_tags(config.tags, of=f"output {shown(spec.key)} in step '{invocation.id}'")
             if name in names:
                 raise ArtifactNameError(
                     f"Step '{invocation.id}' gives two outputs the artifact name '{name}'; "

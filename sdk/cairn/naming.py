@@ -82,6 +82,18 @@ def shown(text: str, limit: int = 80) -> str:
     return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
 
+def check_tags(tags: Any, *, of: str) -> None:
+    """ArtifactNameError unless each tag follows the rules of artifact names; ``of`` says
+    whose tags they are, for the message ("output 'x' in step 's'", "artifact 'a'")."""
+    from cairn_events import label_problem  # lazy: import cairn stays light
+
+    for tag in tags:
+        if (problem := label_problem(tag)) is not None:
+            raise ArtifactNameError(
+                f"Tag {shown(tag)} of {of} {problem}; tags follow the rules of artifact names"
+            )
+
+
 def check_artifact_name(name: str, *, step: str | None = None, output: str = "") -> str:
     """``name`` if it can name an artifact; ArtifactNameError naming the step, output and rule.
 

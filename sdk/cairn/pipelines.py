@@ -56,7 +56,9 @@ class Pipeline:
             raise StepDefinitionError(
                 f"Pipeline name {shown(self.name)} {problem}; give the pipeline another name="
             )
-        self.enable_cache = checked_flag(enable_cache, owner=f"Pipeline '{self.name}'")
+        self.enable_cache = checked_flag(
+            enable_cache, owner=f"Pipeline '{self.name}'", unset="for the default, on"
+        )
         self.cache_policy = cache_policy_of(cache_policy, owner=f"Pipeline '{self.name}'")
         self.substitutions = dict(substitutions or {})
         self.run_name = run_name

@@ -65,7 +65,9 @@ class Step:
         self._annotations: dict[str, Any] = {}
         with contextlib.suppress(NameError):  # a name defined later: resolved when composed
             self._declare()
-        self.enable_cache = _checked_flag(enable_cache, owner=f"Step '{self.name}'")
+        self.enable_cache = _checked_flag(
+            enable_cache, owner=f"Step '{self.name}'", unset="to leave it to the pipeline"
+        )
         self.cache_policy = _cache_policy(cache_policy, owner=f"Step '{self.name}'")
         self.substitutions = dict(substitutions or {})
         self.output_materializers = output_materializers
