@@ -734,3 +734,36 @@ def test_a_changed_materializer_misses_and_says_so(
     line = step_line(capsys.readouterr().out, "stored")
     assert run.steps["stored"].status == "completed"
     assert f"output 'stored_{uid}' is stored by" in line and "CloudpickleMaterializer" in line
+
+
+def test_the_cache_lookup_refuses_bad_bodies_and_answers_after_them(uid: str) -> None:
+    import os
+
+    import httpx
+
+    api = os.environ["CAIRN_API_URL"]
+    cases = {
+        b"not json": "must be JSON like",
+        b'{"keys": [1]}': "must be JSON like",
+        b'{"keys": ["' + b"a" * 200 + b'"]}': "is no cache key",
+        b'{"keys": ["\\u0000"]}': "is no cache key",
+        b'{"steps": [["p", "\\u0001"]]}': "Step name",
+        b'{"lineage_keys": [' + b",".join([b'"k"'] * 1001) + b"]}": "at most 1000",
+        b"x" * (1024 * 1024 + 1): "the limit is",
+    }
+    with httpx.Client(base_url=api, timeout=15) as http:
+        for body, message in cases.items():
+            answer = http.post("/cache/lookup", content=body)
+            assert answer.status_code == 400, (body[:40], answer.text)
+            assert message in answer.json()["message"], answer.text
+
+        @step
+        def after_bad() -> str:
+            return uid
+
+        @pipeline(name=f"after_bad_{uid}")
+        def after() -> None:
+            after_bad()
+
+        after()
+        assert after().steps["after_bad"].status == "cached"  # lookups still answer

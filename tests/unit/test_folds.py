@@ -8,6 +8,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import pytest
 from cairn_events import (
     DEFAULT_STREAM,
@@ -485,3 +486,30 @@ async def test_isolation_lets_a_failure_that_is_not_a_rejection_propagate() -> N
 
     with pytest.raises(ConnectionResetError, match="went away"):
         await isolate_rejected(list(range(16)), lost)
+
+
+def test_cache_facts_that_cannot_be_projected_are_refused() -> None:
+    from cairn_events import CacheMissed, CacheStored
+    from cairn_projections import FoldError, fold
+
+    stored = CacheStored(
+        cache_key="k" * 32,
+        lineage_key="l" * 32,
+        pipeline_name="p",
+        step_name="s",
+        run_id="r",
+        step_run_id="sr",
+        outputs={"output": "av"},
+    )
+    assert fold(stored)  # a good one folds
+    for bad in (
+        msgspec.structs.replace(stored, cache_key=""),
+        msgspec.structs.replace(stored, cache_key="k" * 500),
+        msgspec.structs.replace(stored, outputs={"output": ""}),
+        msgspec.structs.replace(stored, step_run_id=""),
+    ):
+        with pytest.raises(FoldError):
+            fold(bad)
+    missed = CacheMissed(run_id="r", step_run_id="sr", step_name="s", cache_key="")
+    [row] = fold(missed)  # a key that could not be computed: recorded without one
+    assert row.cache_key is None  # type: ignore[attr-defined]

@@ -286,6 +286,7 @@ async def get_step_run(request: Request, state: ApiState) -> StepRun:
 #: The most keys (and steps) one cache lookup may ask for; the largest body it may send.
 MAX_CACHE_KEYS = 1000
 MAX_BODY_BYTES = 1024 * 1024
+_CACHE_KEY = re.compile(rf"[0-9A-Za-z_-]{{1,{cache_entries.MAX_KEY_LENGTH}}}")
 
 
 async def lookup_cache(request: Request, state: ApiState) -> list[CacheEntry]:
@@ -308,10 +309,10 @@ async def lookup_cache(request: Request, state: ApiState) -> list[CacheEntry]:
         if len(items) > MAX_CACHE_KEYS:
             raise BadRequestError(f"{what} has {len(items)} entries; at most {MAX_CACHE_KEYS}.")
     for key in [*query.keys, *query.lineage_keys]:
-        if not key or len(key) > cache_entries.MAX_KEY_LENGTH or not key.isascii():
+        if not _CACHE_KEY.fullmatch(key):
             raise BadRequestError(
                 f"Cache key {shown(key)} is no cache key: 1 to {cache_entries.MAX_KEY_LENGTH} "
-                "ASCII characters."
+                "ASCII letters, digits, '-' or '_' (a key is a hex digest)."
             )
     for pipeline_name, step_name in query.steps:
         _check_label("Pipeline name", pipeline_name)
