@@ -36,6 +36,7 @@ from ._subjects import (
 )
 from .artifacts import ArtifactMaterialized, ArtifactVersionRecord
 from .cache import CacheHit, CacheLeased, CacheMissed, CacheReleased, CacheStored
+from .metadata import EntityKind, MetadataLogged, MetadataType, TypedValue
 from .runs import RunFinished, RunStarted
 from .steps import StepFailed, StepFinished, StepStarted
 
@@ -57,6 +58,7 @@ __all__ = [
     "CacheMissed",
     "CacheReleased",
     "CacheStored",
+    "EntityKind",
     "Event",
     "EventCodec",
     "EventDecodeError",
@@ -64,6 +66,8 @@ __all__ = [
     "Family",
     "Header",
     "JetStreamError",
+    "MetadataLogged",
+    "MetadataType",
     "NatsStatus",
     "Producer",
     "RunFinished",
@@ -74,6 +78,7 @@ __all__ = [
     "StepFinished",
     "StepStarted",
     "StepStatus",
+    "TypedValue",
     "Upcaster",
     "artifact_version_path",
     "artifact_versions_path",

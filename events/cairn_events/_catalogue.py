@@ -14,6 +14,7 @@ from ._envelope import Event
 from ._subjects import DEFAULT_STREAM, EventStream
 from .artifacts import ArtifactMaterialized
 from .cache import CacheHit, CacheLeased, CacheMissed, CacheReleased, CacheStored
+from .metadata import MetadataLogged
 from .runs import RunFinished, RunStarted
 from .steps import StepFailed, StepFinished, StepStarted
 
@@ -29,6 +30,7 @@ AnyEvent: TypeAlias = (
     | CacheStored
     | CacheLeased
     | CacheReleased
+    | MetadataLogged
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = get_args(AnyEvent)

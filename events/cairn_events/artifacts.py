@@ -72,6 +72,9 @@ class ArtifactMaterialized(Event, frozen=True, kw_only=True, tag="artifact.mater
     output_name: str | None = None
     tags: list[str] = msgspec.field(default_factory=list)
     visualizations: dict[str, str] = msgspec.field(default_factory=dict)
+    #: What the materializer extracted on save (storage size, shape, ...), as typed
+    #: values (see ``cairn_events.metadata``): recorded as the version's first metadata.
+    run_metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def subject_path(self) -> str:
         return artifact_version_path(self.name, self.version)

@@ -14,11 +14,18 @@ from cairn_events import AnyEvent
 from .artifact_versions import ARTIFACT_VERSIONS
 from .bookkeeping import BOOKKEEPING
 from .cache_entries import CACHE_ENTRIES
+from .metadata import METADATA
 from .read_model import Folds, ReadModel, Row
 from .runs import RUNS
 from .steps import STEPS
 
-ALL_READ_MODELS: tuple[ReadModel, ...] = (RUNS, STEPS, ARTIFACT_VERSIONS, CACHE_ENTRIES)
+ALL_READ_MODELS: tuple[ReadModel, ...] = (
+    RUNS,
+    STEPS,
+    ARTIFACT_VERSIONS,
+    CACHE_ENTRIES,
+    METADATA,
+)
 
 #: What a schema holds, in migration order: the read models, then the projectors' bookkeeping.
 SCHEMA: tuple[ReadModel, ...] = (*ALL_READ_MODELS, BOOKKEEPING)

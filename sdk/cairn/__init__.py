@@ -28,6 +28,12 @@ from .errors import (
     StepTypeError,
 )
 from .external_artifact import ExternalArtifact
+from .metadata_logging import (
+    log_artifact_metadata,
+    log_metadata,
+    log_model_metadata,
+    log_step_metadata,
+)
 from .models import ArtifactVersion, PipelineRun, StepRun
 from .pipelines import Pipeline, pipeline
 from .steps import Step, step
@@ -60,6 +66,10 @@ __all__ = [
     "StepTypeError",
     "get_step_context",
     "load_artifact",
+    "log_artifact_metadata",
+    "log_metadata",
+    "log_model_metadata",
+    "log_step_metadata",
     "pipeline",
     "save_artifact",
     "step",

@@ -284,6 +284,28 @@ class Client:
                 raise NotFoundError(f"{no_id.args[0]}; {no_name.args[0]}") from None
         return self._get(f"/artifact-versions/{_path(version_id)}/lineage", LineageGraph, params)
 
+    # -- metadata --------------------------------------------------------------
+
+    def get_metadata(self, entity: Any) -> _models.EntityMetadata:
+        """The newest value of each metadata key of ``entity`` (an artifact version, step run,
+        pipeline run or model version, as the Client returns them), and its cards."""
+        kind, entity_id = _metadata_entity("get_metadata", entity)
+        return self._get(f"/metadata/{kind}/{_path(entity_id)}", _models.EntityMetadata)
+
+    def get_metadata_history(
+        self, entity: Any, key: str | None = None
+    ) -> list[_models.MetadataEntry]:
+        """Every value logged for ``key`` of ``entity`` (every key when None), oldest first:
+        each with when, by which host, process and user, and from which step run."""
+        kind, entity_id = _metadata_entity("get_metadata_history", entity)
+        if key is not None and not isinstance(key, str):
+            raise TypeError(f"get_metadata_history() takes key= a str; got {_described(key)}")
+        return self._get(
+            f"/metadata/{kind}/{_path(entity_id)}/history",
+            list[_models.MetadataEntry],
+            {"key": key},
+        )
+
     # -- cache -----------------------------------------------------------------
 
     def find_cache_entries(self, query: CacheQuery, *, min_seq: int = 0) -> list[CacheEntry]:
@@ -384,6 +406,24 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _metadata_entity(method: str, entity: Any) -> tuple[str, str]:
+    """The entity kind and id of something metadata is logged on."""
+    kinds = {
+        ArtifactVersion: "artifact_version",
+        StepRun: "step_run",
+        PipelineRun: "run",
+    }
+    for shape, kind in kinds.items():
+        if isinstance(entity, shape):
+            return kind, entity.id
+    if type(entity).__name__ == "ModelVersion" and isinstance(getattr(entity, "id", None), str):
+        return "model_version", entity.id
+    raise TypeError(
+        f"{method}() takes an artifact version, step run, pipeline run or model version as the "
+        f"Client returns them; got {_described(entity)}"
+    )
 
 
 def _check_api_url(api_url: object, *, origin: str) -> None:

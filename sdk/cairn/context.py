@@ -16,6 +16,8 @@ from cairn_events import RunStatus, StepStatus
 from .errors import CairnError
 
 if TYPE_CHECKING:
+    from cairn_events import MetadataLogged
+
     from .composition import Invocation
     from .executor import ProducedOutput, RunContext, StepTracker
     from .models import ArtifactVersion, PipelineRun, StepRun
@@ -33,6 +35,7 @@ class RunningStep:
 
     __slots__ = (
         "_output_keys",
+        "_output_metadata",
         "invocation",
         "loaded",
         "read",
@@ -61,6 +64,7 @@ class RunningStep:
         self.read: dict[str, ArtifactVersion] = {}
         self.saved: list[ProducedOutput] = []
         self._output_keys: set[str] | None = None
+        self._output_metadata: dict[str, list[MetadataLogged]] = {}
 
     def record_loaded(self, version: ArtifactVersion) -> str:
         """Record that the step loaded ``version`` (once per version); the key it is under."""
@@ -79,6 +83,48 @@ class RunningStep:
 
     def record_saved(self, output: ProducedOutput) -> None:
         self.saved.append(output)
+
+    def output_for_metadata(self, name: str | None) -> str | None:
+        """The key of the step's output that metadata logged for artifact ``name`` goes to:
+        the only output when ``name`` is None (an error if there are none or several), the
+        output with that key or artifact name, or None (no output of this step)."""
+        specs = self.invocation.step.outputs
+        if name is None:
+            if len(specs) == 1:
+                return specs[0].key
+            if not specs:
+                raise CairnError(
+                    f"Step '{self.invocation.id}' has no outputs, so log_artifact_metadata needs "
+                    "artifact_name= (an artifact saved earlier)"
+                )
+            raise CairnError(
+                f"Step '{self.invocation.id}' has {len(specs)} outputs "
+                f"({', '.join(s.key for s in specs)}); say which with artifact_name="
+            )
+        if any(spec.key == name for spec in specs):
+            return name
+        if name in self._declared_output_keys():  # a resolved artifact name
+            from .naming import resolve_name
+
+            for spec in specs:
+                if spec.name_template is not None and name == resolve_name(
+                    spec.name_template, self.substitutions, step=self.invocation.id, output=spec.key
+                ):
+                    return spec.key
+        return None
+
+    def keep_output_metadata(self, key: str, event: MetadataLogged) -> None:
+        """Keep metadata for output ``key`` until its version is stored."""
+        self._output_metadata.setdefault(key, []).append(event)
+
+    def take_output_metadata(self, key: str, artifact_version_id: str) -> list[MetadataLogged]:
+        """What was kept for output ``key``, now for its stored version."""
+        import msgspec.structs
+
+        return [
+            msgspec.structs.replace(event, entity_id=artifact_version_id)
+            for event in self._output_metadata.pop(key, ())
+        ]
 
     def _declared_output_keys(self) -> set[str]:
         """The keys of the step's declared outputs: output keys, and names of named ones."""

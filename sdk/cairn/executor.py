@@ -533,6 +533,11 @@ class StepExecutor:
                     claim.result(timeout=self.tracker.flush_timeout)
             key = names[spec.key] if spec.is_named else spec.key
             produced.append(ProducedOutput(value, key, claim, template))
+            if attempt.running is not None:  # what log_artifact_metadata kept for it
+                for event in attempt.running.take_output_metadata(
+                    spec.key, template.artifact_version_id
+                ):
+                    self.tracker.publish(event)
         return produced
 
     def finish(self, attempt: _Attempt, outputs: list[ProducedOutput]) -> ExecutedStep:

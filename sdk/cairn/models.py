@@ -24,12 +24,15 @@ __all__ = [
     "ArtifactVersionResponse",
     "CacheEntry",
     "CacheQuery",
+    "EntityMetadata",
     "ErrorBody",
     "Health",
     "LineageDirection",
     "LineageEdge",
     "LineageGraph",
     "LineageNode",
+    "MetadataCard",
+    "MetadataEntry",
     "PipelineResponse",
     "PipelineRun",
     "PipelineRunResponse",
@@ -44,6 +47,72 @@ __all__ = [
 ]
 
 
+class MetadataEntry(msgspec.Struct, kw_only=True):
+    """One value of a metadata key (ZenML's ``RunMetadataResponse``): ``.value`` is the
+    Python value, special types (``StorageSize``, ``Uri``...), tuples, sets and NaN kept.
+
+    On the wire (``/metadata``, ``run_metadata`` of every shape) it is
+    ``{"key", "type", "value", "logged_at", "step_run_id", "host", "pid", "user"}``, with
+    ``value`` in its typed form (``cairn_events.metadata``).
+    """
+
+    key: str
+    type: str
+    typed_value: Any = msgspec.field(name="value")
+    logged_at: datetime
+    event_id: str = ""
+    #: The step run it was logged from; None: logged outside a step.
+    step_run_id: str | None = None
+    host: str = ""
+    pid: int = 0
+    user: str = ""
+
+    @property
+    def value(self) -> Any:
+        from .metadata.values import decode_value
+
+        return decode_value(self.type, self.typed_value)
+
+    @property
+    def created(self) -> datetime:
+        """ZenML's name for ``logged_at``."""
+        return self.logged_at
+
+    def __repr__(self) -> str:
+        return f"MetadataEntry(key={self.key!r}, value={self.value!r}, type={self.type!r})"
+
+
+class MetadataCard(msgspec.Struct, kw_only=True):
+    """A group of metadata shown together: a key whose value is a dict, or, titled
+    ``Uncategorized``, the keys whose values are not (as ZenML's dashboard groups them)."""
+
+    title: str
+    entries: dict[str, Any]
+
+
+class EntityMetadata(msgspec.Struct, kw_only=True):
+    """``/metadata/{kind}/{id}``: an entity's newest value of each key, and as cards."""
+
+    entity_kind: str
+    entity_id: str
+    run_metadata: dict[str, MetadataEntry]
+    cards: list[MetadataCard]
+
+
+def metadata_cards(run_metadata: dict[str, MetadataEntry]) -> list[MetadataCard]:
+    """``run_metadata`` grouped into cards: one per dict-valued key (its entries as typed
+    values), then ``Uncategorized`` with the rest, if any."""
+    cards, rest = [], {}
+    for key, entry in run_metadata.items():
+        if entry.type == "dict":
+            cards.append(MetadataCard(title=key, entries=dict(entry.typed_value)))
+        else:
+            rest[key] = {"type": entry.type, "value": entry.typed_value}
+    if rest:
+        cards.append(MetadataCard(title="Uncategorized", entries=rest))
+    return cards
+
+
 class ArtifactVersion(ArtifactVersionRecord, kw_only=True):
     """One stored version of a named artifact (the fields of ``ArtifactVersionRecord``).
 
@@ -52,7 +121,7 @@ class ArtifactVersion(ArtifactVersionRecord, kw_only=True):
     for more than one hop).
     """
 
-    run_metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    run_metadata: dict[str, MetadataEntry] = msgspec.field(default_factory=dict)
 
     def load(self) -> Any:
         """The stored value, read by the materializer that wrote it."""
@@ -120,7 +189,7 @@ class StepRun(msgspec.Struct, kw_only=True):
     finished_at: datetime | None = None
     duration_s: float | None = None
     error: str | None = None
-    run_metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    run_metadata: dict[str, MetadataEntry] = msgspec.field(default_factory=dict)
     #: The step's cache key (None before caching was recorded).
     cache_key: str | None = None
     #: For a cached step run: the step run whose outputs it reused (ZenML's name).
@@ -165,7 +234,7 @@ class PipelineRun(msgspec.Struct, kw_only=True):
     duration_s: float | None = None
     error: str | None = None
     failed_step: str | None = None
-    run_metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    run_metadata: dict[str, MetadataEntry] = msgspec.field(default_factory=dict)
 
 
 class Artifact(msgspec.Struct, kw_only=True):

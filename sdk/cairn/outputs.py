@@ -121,7 +121,41 @@ def materialize(
         output_name=output_name,
         tags=list(tags or ()),
         visualizations=visualizations,
+        run_metadata=extracted_metadata(materializer, value, size),
     )
+
+
+def extracted_metadata(materializer: BaseMaterializer, value: Any, size: int) -> dict[str, Any]:
+    """What the materializer extracts from ``value``, and its storage size, as typed values.
+
+    Extracting is a courtesy, not the save: a key it cannot record is left out with a
+    warning naming the materializer and the key, and the version is stored all the same.
+    """
+    import warnings
+
+    from .metadata import StorageSize
+    from .metadata.values import MetadataValueError, encode_metadata
+
+    try:
+        extracted = dict(materializer.extract_metadata(value) or {})
+    except Exception as error:
+        warnings.warn(
+            f"{type(materializer).__qualname__}.extract_metadata failed ({type(error).__name__}: "
+            f"{error}); the version is stored without its metadata",
+            stacklevel=2,
+        )
+        extracted = {}
+    extracted.setdefault("storage_size", StorageSize(size))
+    encoded = {}
+    for key, item in extracted.items():
+        try:
+            encoded.update(encode_metadata({key: item}))
+        except MetadataValueError as error:
+            warnings.warn(
+                f"{type(materializer).__qualname__}.extract_metadata: {error}; left out",
+                stacklevel=2,
+            )
+    return encoded
 
 
 def unportable(materializer_cls: type[BaseMaterializer]) -> bool:

@@ -6,6 +6,7 @@ Created on first use (the first pipeline run, save or query), not at import.
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import sys
 import threading
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from .client import Client
     from .models import CacheEntry, CacheQuery
     from .publishing import EventPublisher
+    from .version_lookup import VersionLookup
 
 
 class Tracker:
@@ -57,7 +59,39 @@ class Tracker:
     def claim_version(
         self, template: ArtifactMaterialized, requested: str | None
     ) -> Future[ArtifactMaterialized]:
-        return self.publisher.claim(template, requested)
+        claim = self.publisher.claim(template, requested)
+        if "artifact_lookup" in self.__dict__:  # names are looked up: this may be the latest
+            claim.add_done_callback(self._saw_claim)
+        return claim
+
+    def _saw_claim(self, claim: Future[ArtifactMaterialized]) -> None:
+        if not claim.cancelled() and claim.exception() is None:
+            event = claim.result()
+            self.artifact_lookup.saw(event.name, event)
+
+    @functools.cached_property
+    def artifact_lookup(self) -> VersionLookup:
+        """Which version an artifact name (and version) means, from the log."""
+        from cairn_events import artifact_version_path, artifact_versions_path
+
+        from .version_lookup import VersionLookup
+
+        return VersionLookup(
+            self.publisher,
+            artifact_versions_path,
+            artifact_version_path,
+            lambda event: event.claim_order,
+        )
+
+    def client(self) -> Client:
+        """This process's client of the query API (made on first use)."""
+        if self._client is None:
+            from .client import Client
+
+            if self.settings.api_url is None:
+                raise RuntimeError("no query API is configured (CAIRN_API_URL)")
+            self._client = Client(self.settings.api_url, token=self.settings.api_token)
+        return self._client
 
     # -- the cache (cairn.caching.CacheBackend) --------------------------------------
 
@@ -66,13 +100,7 @@ class Tracker:
 
     def find_cache_entries(self, query: CacheQuery, *, min_seq: int = 0) -> list[CacheEntry]:
         """The read model's entries for ``query``, through the query API."""
-        if self._client is None:
-            from .client import Client
-
-            if self.settings.api_url is None:
-                raise RuntimeError("no query API is configured (CAIRN_API_URL)")
-            self._client = Client(self.settings.api_url, token=self.settings.api_token)
-        return self._client.find_cache_entries(query, min_seq=min_seq)
+        return self.client().find_cache_entries(query, min_seq=min_seq)
 
     def last_cache_fact(self, cache_key: str) -> tuple[int, Event | None]:
         """The sequence and event of the newest fact on ``cache_key``'s subject; (0, None).
@@ -159,6 +187,10 @@ class Tracker:
         self.publisher.close()
 
 
+#: How long a query waits for this process's events still on their way to be acknowledged
+#: (a metadata call just made, say) before it asks; past it, it asks without them.
+READ_YOUR_WRITES_WAIT_S = 5.0
+
 _tracker: Tracker | None = None
 _tracker_pid: int | None = None
 _lock = threading.Lock()
@@ -177,7 +209,8 @@ def get_tracker() -> Tracker:
 
 
 def last_published_seq(api_url: str) -> int:
-    """Stream sequence of this process's newest acknowledged event; 0 if it published none.
+    """Stream sequence of this process's newest event, once what it handed over is
+    acknowledged (waiting at most READ_YOUR_WRITES_WAIT_S); 0 if it published none.
 
     Only an API at ``api_url`` that belongs to the stack this process publishes to can
     wait for that sequence; for any other API (another stack's) it is 0.
@@ -187,7 +220,11 @@ def last_published_seq(api_url: str) -> int:
     if tracker is None or _tracker_pid != os.getpid():
         return 0
     ours = (tracker.settings.api_url or "").rstrip("/")
-    return tracker.last_seq if ours == api_url.rstrip("/") else 0
+    if ours != api_url.rstrip("/"):
+        return 0
+    if tracker.publisher.connected:  # what was handed over but not yet acknowledged counts
+        tracker.publisher.flush(READ_YOUR_WRITES_WAIT_S)
+    return tracker.last_seq
 
 
 def reset_tracker() -> None:

@@ -404,6 +404,10 @@ def run_describe(
             _say(f"    in  {key} <- {av.name} v{av.version}")
         for key, av in step_run.outputs.items():
             _say(f"    out {key} -> {av.name} v{av.version} ({av.data_type}) {av.uri}")
+    if run.run_metadata:
+        from .metadata_cards import print_cards
+
+        print_cards(run.run_metadata)
 
 
 @step_app.command("why-not-cached")
@@ -484,6 +488,9 @@ def artifact_describe(
         "created_at",
     ):
         _say(f"{field:22} {getattr(av, field)}")
+    from .metadata_cards import print_cards
+
+    print_cards(av.run_metadata)
 
 
 @artifact_app.command("lineage")

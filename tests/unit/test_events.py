@@ -87,6 +87,12 @@ def _samples() -> list[ev.Event]:
         ),
         ev.CacheLeased(cache_key="k" * 32, run_id="r", step_run_id="s1", step_name="s", until=now),
         ev.CacheReleased(cache_key="k" * 32, run_id="r", step_run_id="s1"),
+        ev.MetadataLogged(
+            entity_kind=ev.EntityKind.ARTIFACT_VERSION,
+            entity_id="av1",
+            values={"size": {"type": "StorageSize", "value": 10}},
+            step_run_id="s1",
+        ),
     ]
 
 

@@ -194,7 +194,8 @@ def test_numpy_object_array_and_scalar(store: LocalArtifactStore) -> None:
 
 def test_numpy_metadata() -> None:
     metadata = NumpyMaterializer("u", None).extract_metadata(np.zeros((2, 3), "f4"))  # type: ignore[arg-type]
-    assert metadata == {"shape": [2, 3], "dtype": "float32"}
+    assert metadata == {"shape": (2, 3), "dtype": "float32"}
+    assert type(metadata["dtype"]).__name__ == "DType"
 
 
 def mixed_frame() -> pd.DataFrame:
@@ -257,9 +258,10 @@ def test_pandas_unparquetable_frame_is_pickled(store: LocalArtifactStore) -> Non
 
 def test_pandas_metadata() -> None:
     metadata = PandasMaterializer("u", None).extract_metadata(mixed_frame())  # type: ignore[arg-type]
-    assert metadata["shape"] == [3, 7]
+    assert metadata["shape"] == (3, 7)
     assert metadata["columns"][:2] == ["i", "f"]
-    assert metadata["dtypes"]["i"] == "int64" and metadata["dtypes"]["cat"] == "category"
+    assert metadata["dtype"]["i"] == "int64" and metadata["dtype"]["cat"] == "category"
+    assert type(metadata["dtype"]["i"]).__name__ == "DType" and metadata["memory_size"] > 0
 
 
 class Run(pydantic.BaseModel):

@@ -49,4 +49,6 @@ class NumpyMaterializer(BaseMaterializer):
         return array
 
     def extract_metadata(self, data: Any) -> dict[str, Any]:
-        return {"shape": list(data.shape), "dtype": str(data.dtype)}
+        from cairn.metadata import DType
+
+        return {"shape": tuple(int(n) for n in data.shape), "dtype": DType(data.dtype)}

@@ -76,13 +76,26 @@ class PandasMaterializer(BaseMaterializer):
     def extract_metadata(self, data: Any) -> dict[str, Any]:
         import pandas as pd
 
+        from cairn.metadata import DType, StorageSize
+
+        shape = tuple(int(n) for n in data.shape)
+        usage = data.memory_usage(index=True, deep=False)  # deep would walk every object
+        memory = StorageSize(int(usage.sum() if hasattr(usage, "sum") else usage))
         if isinstance(data, pd.Series):
-            return {"shape": list(data.shape), "name": str(data.name), "dtype": str(data.dtype)}
+            return {
+                "shape": shape,
+                "name": str(data.name),
+                "dtype": DType(data.dtype),
+                "memory_size": memory,
+            }
         columns = data.columns[:_MAX_METADATA_COLUMNS]
         return {
-            "shape": list(data.shape),
+            "shape": shape,
             "columns": [str(c) for c in columns],
-            "dtypes": {str(c): str(t) for c, t in data.dtypes.iloc[:_MAX_METADATA_COLUMNS].items()},
+            "dtype": {
+                str(c): DType(t) for c, t in data.dtypes.iloc[:_MAX_METADATA_COLUMNS].items()
+            },
+            "memory_size": memory,
         }
 
 

@@ -29,22 +29,25 @@ from cairn.models import (
     ArtifactVersion,
     CacheEntry,
     CacheQuery,
+    EntityMetadata,
     Health,
     LineageGraph,
+    MetadataEntry,
     PipelineRun,
     PipelineSummary,
     RecordedPipeline,
     StepRun,
+    metadata_cards,
 )
 from cairn.naming import shown
-from cairn_events import MAX_LABEL_BYTES, RunStatus, label_problem
+from cairn_events import MAX_LABEL_BYTES, EntityKind, RunStatus, label_problem
 from cairn_projections import artifact_versions, cache_entries, lineage, runs
 from cairn_projections.lineage_index import EncodedLineage
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import lookup
+from . import lookup, metadata
 from .errors import BadRequestError, NotFoundError, UriTooLongError
 from .state import ApiState
 
@@ -70,8 +73,11 @@ def _as(type_: type[T] | Any, found: Any) -> T:
     return msgspec.convert(found, type_, from_attributes=True)
 
 
-def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Wraps a handler: honours ``min_seq``, then encodes what it returns as JSON."""
+def _endpoint(
+    handler: Handler, *, with_metadata: bool = False
+) -> Callable[[Request], Awaitable[Response]]:
+    """Wraps a handler: honours ``min_seq``, then encodes what it returns as JSON, with
+    the ``run_metadata`` of the runs, step runs and versions in it ``with_metadata``."""
 
     async def endpoint(request: Request) -> Response:
         state: ApiState = request.app.state.cairn
@@ -84,6 +90,9 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         if min_seq:
             await state.watcher.wait_for(min_seq, state.min_seq_timeout)
         body = await handler(request, state)
+        if with_metadata:
+            async with state.read_models.connection() as conn:
+                await metadata.attach(conn, body)
         return Response(_encoder.encode(body), media_type="application/json")
 
     return endpoint
@@ -328,23 +337,63 @@ async def lookup_cache(request: Request, state: ApiState) -> list[CacheEntry]:
     return _as(list[CacheEntry], found)
 
 
+def _entity(request: Request) -> tuple[EntityKind, str]:
+    kind = request.path_params["entity_kind"]
+    if kind not in _ENTITY_KINDS:
+        raise BadRequestError(
+            f"{shown(kind)} is no kind of entity with metadata; use one of "
+            f"{', '.join(EntityKind)}: /metadata/artifact_version/<id>"
+        )
+    return EntityKind(kind), _check_label("Entity id", request.path_params["entity_id"])
+
+
+async def get_metadata(request: Request, state: ApiState) -> EntityMetadata:
+    """An entity's newest value of each key, and the same grouped into cards."""
+    kind, entity_id = _entity(request)
+    async with state.read_models.connection() as conn:
+        found = await metadata.of_entity(conn, kind, entity_id)
+    return EntityMetadata(
+        entity_kind=kind, entity_id=entity_id, run_metadata=found, cards=metadata_cards(found)
+    )
+
+
+async def get_metadata_history(request: Request, state: ApiState) -> list[MetadataEntry]:
+    """``?key=K``: every value logged for K (every key without it), oldest first."""
+    kind, entity_id = _entity(request)
+    key = request.query_params.get("key") or None
+    if key is not None:
+        _check_label("Metadata key", key)
+    async with state.read_models.connection() as conn:
+        return await metadata.history_of(conn, kind, entity_id, key)
+
+
+_ENTITY_KINDS = frozenset(EntityKind)
+
+
 ROUTES = [
     Route("/health", _endpoint(health)),
-    Route("/runs", _endpoint(list_runs)),
-    Route("/runs/{name_or_id:path}", _endpoint(get_run)),
+    Route("/runs", _endpoint(list_runs, with_metadata=True)),
+    Route("/runs/{name_or_id:path}", _endpoint(get_run, with_metadata=True)),
     Route("/pipelines", _endpoint(list_pipelines)),
-    Route("/pipelines/{name_id_or_prefix:path}", _endpoint(get_pipeline)),
-    Route("/artifacts", _endpoint(list_artifacts)),
-    Route("/artifacts/{name:path}/versions", _endpoint(list_versions)),
-    Route("/artifacts/{name:path}/versions/{version}", _endpoint(get_version)),
+    Route("/pipelines/{name_id_or_prefix:path}", _endpoint(get_pipeline, with_metadata=True)),
+    Route("/artifacts", _endpoint(list_artifacts, with_metadata=True)),
+    Route("/artifacts/{name:path}/versions", _endpoint(list_versions, with_metadata=True)),
+    Route("/artifacts/{name:path}/versions/{version}", _endpoint(get_version, with_metadata=True)),
     # after the two above, which a name ending in /versions[/V] reaches instead
-    Route("/artifacts/{name_id_or_prefix:path}", _endpoint(get_artifact)),
-    Route("/artifact-versions", _endpoint(find_version)),
-    Route("/artifact-versions/{artifact_version_id}", _endpoint(get_version_by_id)),
+    Route("/artifacts/{name_id_or_prefix:path}", _endpoint(get_artifact, with_metadata=True)),
+    Route("/artifact-versions", _endpoint(find_version, with_metadata=True)),
+    Route(
+        "/artifact-versions/{artifact_version_id}", _endpoint(get_version_by_id, with_metadata=True)
+    ),
     Route("/artifact-versions/{artifact_version_id}/lineage", _endpoint(get_lineage)),
-    Route("/artifact-versions/{artifact_version_id}/consumers", _endpoint(list_consumers)),
-    Route("/step-runs/{step_run_id}", _endpoint(get_step_run)),
+    Route(
+        "/artifact-versions/{artifact_version_id}/consumers",
+        _endpoint(list_consumers, with_metadata=True),
+    ),
+    Route("/step-runs/{step_run_id}", _endpoint(get_step_run, with_metadata=True)),
     Route("/cache/lookup", _endpoint(lookup_cache), methods=["POST"]),
+    Route("/metadata/{entity_kind}/{entity_id}", _endpoint(get_metadata)),
+    Route("/metadata/{entity_kind}/{entity_id}/history", _endpoint(get_metadata_history)),
 ]
 
 
