@@ -146,6 +146,10 @@ def extracted_metadata(materializer: BaseMaterializer, value: Any, size: int) ->
         )
         extracted = {}
     extracted.setdefault("storage_size", StorageSize(size))
+    try:
+        return encode_metadata(extracted)  # the usual case: all of it at once
+    except MetadataValueError:
+        pass
     encoded = {}
     for key, item in extracted.items():
         try:

@@ -446,3 +446,62 @@ async def test_a_forged_metadata_event_is_dead_lettered_and_the_next_one_lands(
         assert "StorageSize whose value is no integer" in reasons[0]["reason"]
     finally:
         await conn.close()
+
+
+async def test_a_replay_into_a_new_database_gives_the_same_metadata(
+    uid: str, nats_url: str, database_url: str, fresh_database: str
+) -> None:
+    import asyncio
+    import uuid
+
+    import asyncpg
+    import nats
+    from cairn_events import DEFAULT_STREAM
+    from cairn_services.projector import Projector, consumer_name
+
+    name = f"replayed_{uid}"
+
+    def log_some() -> None:
+        save_artifact([1, 2], name)
+        for value in (1, 2, 3):
+            log_artifact_metadata({"n": value, "s": StorageSize(value)}, artifact_name=name)
+        Client().get_artifact_version(name)  # projected live
+
+    await asyncio.to_thread(log_some)
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        last_seq = (await js.stream_info(DEFAULT_STREAM.name)).state.last_seq
+        replayer = Projector(nats_url, fresh_database, name=f"replay-{uuid.uuid4().hex[:8]}")
+        await replayer.start()
+        try:
+            await replayer.run_until(last_seq, timeout=90)
+        finally:
+            await replayer.stop()
+            await js.delete_consumer(DEFAULT_STREAM.name, consumer_name(replayer.name))
+    finally:
+        await nc.close()
+    latest_n = "SELECT m.value::text FROM metadata_latest m JOIN artifact_versions av ON "
+    latest_n += "av.id = m.entity_id WHERE av.name = $1 AND m.key = 'n'"
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        assert await conn.fetchval(latest_n, name) == "3"  # the newest in the log
+    finally:
+        await conn.close()
+    queries = [
+        "SELECT m.key, m.type, m.value::text, m.event_id FROM metadata_latest m "
+        "JOIN artifact_versions av ON av.id = m.entity_id WHERE av.name = $1 ORDER BY m.key",
+        "SELECT m.key, m.value::text, m.event_id FROM metadata_history m "
+        "JOIN artifact_versions av ON av.id = m.entity_id WHERE av.name = $1 "
+        "ORDER BY m.event_id, m.key",
+    ]
+    for query in queries:
+        rows = []
+        for dsn in (fresh_database, database_url):
+            conn = await asyncpg.connect(dsn)
+            try:
+                rows.append([tuple(r) for r in await conn.fetch(query, name)])
+            finally:
+                await conn.close()
+        replayed, live = rows
+        assert replayed and replayed == live
