@@ -206,3 +206,27 @@ async def publish_on(js: JetStreamContext, subject: str, event: Event) -> int:
     """Publish ``event`` on ``subject``, whatever its own subject is; the stream sequence."""
     ack = await js.publish(subject, encode(event), headers={Header.MSG_ID.value: event.event_id})
     return int(ack.seq)
+
+
+async def replay_into(nats_url: str, dsn: str, *, timeout: float = 90) -> None:
+    """Replay the default stream, up to its last sequence now, into the database ``dsn`` with
+    a projector of its own (its consumer deleted after)."""
+    import uuid
+
+    import nats
+    from cairn_events import DEFAULT_STREAM
+    from cairn_services.projector import Projector, consumer_name
+
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        last_seq = (await js.stream_info(DEFAULT_STREAM.name)).state.last_seq
+        replayer = Projector(nats_url, dsn, name=f"replay-{uuid.uuid4().hex[:8]}")
+        await replayer.start()
+        try:
+            await replayer.run_until(last_seq, timeout=timeout)
+        finally:
+            await replayer.stop()
+            await js.delete_consumer(DEFAULT_STREAM.name, consumer_name(replayer.name))
+    finally:
+        await nc.close()

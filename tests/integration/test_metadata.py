@@ -452,12 +452,9 @@ async def test_a_replay_into_a_new_database_gives_the_same_metadata(
     uid: str, nats_url: str, database_url: str, fresh_database: str
 ) -> None:
     import asyncio
-    import uuid
 
     import asyncpg
-    import nats
-    from cairn_events import DEFAULT_STREAM
-    from cairn_services.projector import Projector, consumer_name
+    from factories import replay_into
 
     name = f"replayed_{uid}"
 
@@ -468,19 +465,7 @@ async def test_a_replay_into_a_new_database_gives_the_same_metadata(
         Client().get_artifact_version(name)  # projected live
 
     await asyncio.to_thread(log_some)
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        last_seq = (await js.stream_info(DEFAULT_STREAM.name)).state.last_seq
-        replayer = Projector(nats_url, fresh_database, name=f"replay-{uuid.uuid4().hex[:8]}")
-        await replayer.start()
-        try:
-            await replayer.run_until(last_seq, timeout=90)
-        finally:
-            await replayer.stop()
-            await js.delete_consumer(DEFAULT_STREAM.name, consumer_name(replayer.name))
-    finally:
-        await nc.close()
+    await replay_into(nats_url, fresh_database)
     latest_n = "SELECT m.value::text FROM metadata_latest m JOIN artifact_versions av ON "
     latest_n += "av.id = m.entity_id WHERE av.name = $1 AND m.key = 'n'"
     conn = await asyncpg.connect(fresh_database)

@@ -16,7 +16,7 @@ import nats
 import pytest
 from cairn import ArtifactConfig, ArtifactVersionError, Client, pipeline, step
 from cairn_events import DEFAULT_STREAM, ArtifactMaterialized, artifact_versions_path, decode
-from cairn_services.projector import Projector, consumer_name
+from factories import replay_into
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 pytestmark = pytest.mark.usefixtures("cairn_stack")
@@ -216,19 +216,7 @@ async def test_a_replay_into_a_new_database_gives_the_same_numbers(
     name, outcomes = mixed_writers
     stored = sum("got" in o for o in outcomes)
     assert len(await asyncio.to_thread(_versions_when_projected, name, stored)) == stored
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        last_seq = (await js.stream_info(STREAM.name)).state.last_seq
-        replayer = Projector(nats_url, fresh_database, name=f"replay-{uuid.uuid4().hex[:8]}")
-        await replayer.start()
-        try:
-            await replayer.run_until(last_seq, timeout=90)
-        finally:
-            await replayer.stop()
-            await js.delete_consumer(STREAM.name, consumer_name(replayer.name))
-    finally:
-        await nc.close()
+    await replay_into(nats_url, fresh_database)
     query = (
         "SELECT id, version, numeric_version, numeric_count FROM artifact_versions "
         "WHERE name = $1 ORDER BY id"
