@@ -490,3 +490,25 @@ async def test_a_replay_into_a_new_database_gives_the_same_metadata(
                 await conn.close()
         replayed, live = rows
         assert replayed and replayed == live
+
+
+def test_log_metadata_infers_the_output_of_the_running_step(uid: str) -> None:
+    @step
+    def produce() -> Annotated[int, f"inferred_{uid}"]:
+        log_metadata({"inferred": True}, infer_artifact=True)
+        log_metadata({"picked": True}, artifact_name=f"inferred_{uid}", infer_artifact=True)
+        log_metadata({"on_step": True})  # nothing named: the step run
+        return 1
+
+    @pipeline(name=f"meta_infer_{uid}", enable_cache=False)
+    def p() -> None:
+        produce()
+
+    run = p()
+    client = Client()
+    version = client.get_artifact_version(f"inferred_{uid}")
+    assert {"inferred", "picked"} <= set(version.run_metadata)
+    assert "on_step" in client.get_run_step(run.steps["produce"].id).run_metadata
+    assert "on_step" not in version.run_metadata
+    with pytest.raises(CairnError, match="needs artifact_name"):
+        log_metadata({"a": 1}, infer_artifact=True)
